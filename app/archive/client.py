@@ -1,0 +1,287 @@
+"""``ImageArchive`` over dicomweb-client's ``DICOMClient`` protocol.
+
+The same class serves a remote DICOMweb archive (``DICOMwebClient``) and the
+embedded local archive (``DICOMfileClient``), because both clients implement
+one protocol. What differs is made in the two ``open_*`` functions. Errors of
+either client are translated into the ``ArchiveError`` family here, once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+from dicomweb_client import DICOMfileClient, DICOMwebClient
+from pydicom.dataset import Dataset
+
+from app.archive import dicomjson
+from app.archive.protocol import InstanceRef
+from app.domain import SeriesRef, StudyRef
+from app.errors import ArchiveError, ArchiveHTTPError, ArchiveUnreachable, NotFoundError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Ask servers not to transcode (PS3.18 8.7.3.5.2): we decode every common syntax.
+ANY_TRANSFER_SYNTAX_DICOM = (("application/dicom", "*"),)
+ANY_TRANSFER_SYNTAX_FRAMES = (("application/octet-stream", "*"),)
+DEFAULT_TIMEOUT_S = 20.0
+
+
+class DicomClientArchive:
+    """An ``ImageArchive`` backed by any dicomweb-client ``DICOMClient``."""
+
+    def __init__(self, client: Any, description: str, *, is_local: bool) -> None:
+        self._client = client
+        self._description = description
+        self._is_local = is_local
+        # DICOMfileClient keeps one SQLite connection: serialize access to it.
+        self._lock = threading.RLock() if is_local else None
+        self._local_study_details: dict[str, dict[str, str]] = {}
+
+    @property
+    def description(self) -> str:
+        return self._description
+
+    @property
+    def is_local(self) -> bool:
+        return self._is_local
+
+    @property
+    def client(self) -> Any:
+        """The underlying dicomweb-client object (for streaming loaders)."""
+        return self._client
+
+    # -- translation of errors -------------------------------------------------
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        try:
+            if self._lock is not None:
+                with self._lock:
+                    return fn()
+            return fn()
+        except ArchiveError:
+            raise
+        except requests.exceptions.HTTPError as exc:
+            raise _http_error(what, exc, self._description) from exc
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise ArchiveUnreachable(
+                f"Cannot reach the archive at {self._description} ({what}): {_short(exc)}"
+            ) from exc
+        except requests.exceptions.RequestException as exc:
+            raise ArchiveError(f"{what} failed at {self._description}: {_short(exc)}") from exc
+        except (OSError, ValueError, KeyError, IndexError) as exc:
+            if self._is_local and _looks_not_found(exc):
+                raise NotFoundError(f"{what}: not found in {self._description}") from exc
+            raise ArchiveError(f"{what} failed at {self._description}: {_short(exc)}") from exc
+
+    # -- ImageArchive ----------------------------------------------------------
+    def check(self) -> None:
+        self._call("connect", lambda: self._client.search_for_studies(limit=1))
+
+    def search_studies(
+        self, filters: Mapping[str, str] | None = None, limit: int | None = None
+    ) -> list[StudyRef]:
+        fields = None if self._is_local else list(dicomjson.STUDY_FIELDS)
+        items = self._call(
+            "search studies",
+            lambda: self._client.search_for_studies(
+                fields=fields,
+                search_filters=dict(filters or {}),
+                limit=limit,
+                get_remaining=limit is None,
+            ),
+        )
+        studies = [dicomjson.study_from_json(item) for item in items or []]
+        if self._is_local:
+            studies = [self._complete_local(s) for s in studies]
+        return studies
+
+    def _complete_local(self, study: StudyRef) -> StudyRef:
+        """Fill what DICOMfileClient's index lacks (description, accession, order priority)
+        from one instance's header; cached, because a study's header never changes."""
+        known = self._local_study_details.get(study.study_uid)
+        if known is None:
+            known = {}
+            refs = self._call(
+                "search instances",
+                lambda: self._client.search_for_instances(
+                    study_instance_uid=study.study_uid, limit=1
+                ),
+            )
+            if refs:
+                ref = dicomjson.instance_from_json(refs[0], study.study_uid)
+                meta = self.retrieve_instance_metadata(ref.study_uid, ref.series_uid, ref.sop_uid)
+                known = {
+                    "description": dicomjson.text(meta, dicomjson.STUDY_DESCRIPTION),
+                    "accession": dicomjson.text(meta, dicomjson.ACCESSION),
+                    "order_priority": dicomjson.text(
+                        meta, dicomjson.REQUESTED_PROCEDURE_PRIORITY
+                    ).upper(),
+                }
+            self._local_study_details[study.study_uid] = known
+        return replace(study, **{k: v for k, v in known.items() if v})
+
+    def search_series(self, study_uid: str, modality: str | None = None) -> list[SeriesRef]:
+        filters = {"Modality": modality} if modality else {}
+        items = self._call(
+            "search series",
+            lambda: self._client.search_for_series(
+                study_instance_uid=study_uid,
+                search_filters=filters,
+                fields=None
+                if self._is_local
+                else [dicomjson.SERIES_DESCRIPTION, dicomjson.NUM_SERIES_INSTANCES],
+                get_remaining=True,
+            ),
+        )
+        return [dicomjson.series_from_json(item, study_uid) for item in items or []]
+
+    def search_instances(
+        self,
+        study_uid: str | None = None,
+        series_uid: str | None = None,
+        modality: str | None = None,
+    ) -> list[InstanceRef]:
+        filters = {"Modality": modality} if modality else {}
+        items = self._call(
+            "search instances",
+            lambda: self._client.search_for_instances(
+                study_instance_uid=study_uid,
+                series_instance_uid=series_uid,
+                search_filters=filters,
+                fields=None
+                if self._is_local
+                else [dicomjson.MODALITY, dicomjson.STUDY_UID, dicomjson.SERIES_UID],
+                get_remaining=True,
+            ),
+        )
+        return [
+            dicomjson.instance_from_json(item, study_uid or "", series_uid or "")
+            for item in items or []
+        ]
+
+    def retrieve_instance(self, study_uid: str, series_uid: str, sop_uid: str) -> Dataset:
+        kwargs: dict[str, Any] = {}
+        if not self._is_local:
+            kwargs["media_types"] = ANY_TRANSFER_SYNTAX_DICOM
+        return self._call(
+            "retrieve instance",
+            lambda: self._client.retrieve_instance(study_uid, series_uid, sop_uid, **kwargs),
+        )
+
+    def retrieve_instance_metadata(
+        self, study_uid: str, series_uid: str, sop_uid: str
+    ) -> dict[str, Any]:
+        return self._call(
+            "retrieve instance metadata",
+            lambda: self._client.retrieve_instance_metadata(study_uid, series_uid, sop_uid),
+        )
+
+    def retrieve_series_metadata(self, study_uid: str, series_uid: str) -> list[dict[str, Any]]:
+        return self._call(
+            "retrieve series metadata",
+            lambda: self._client.retrieve_series_metadata(study_uid, series_uid),
+        )
+
+    def iter_series(self, study_uid: str, series_uid: str) -> Iterator[Dataset]:
+        kwargs: dict[str, Any] = {}
+        if not self._is_local:
+            kwargs["media_types"] = ANY_TRANSFER_SYNTAX_DICOM
+        iterator = self._call(
+            "retrieve series",
+            lambda: iter(self._client.iter_series(study_uid, series_uid, **kwargs)),
+        )
+        while True:
+            item = self._call("retrieve series", lambda: next(iterator, None))
+            if item is None:
+                return
+            yield item
+
+    def retrieve_frames(
+        self, study_uid: str, series_uid: str, sop_uid: str, frames: Sequence[int]
+    ) -> list[bytes]:
+        kwargs: dict[str, Any] = {}
+        if not self._is_local:
+            kwargs["media_types"] = ANY_TRANSFER_SYNTAX_FRAMES
+        return self._call(
+            "retrieve frames",
+            lambda: self._client.retrieve_instance_frames(
+                study_uid, series_uid, sop_uid, frame_numbers=list(frames), **kwargs
+            ),
+        )
+
+    def store(self, datasets: Sequence[Dataset]) -> None:
+        if not datasets:
+            return
+        self._call("store instances", lambda: self._client.store_instances(list(datasets)))
+
+
+def open_dicomweb(
+    url: str,
+    *,
+    session: requests.Session | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> DicomClientArchive:
+    """A DICOMweb archive at ``url`` (the DICOMweb root, e.g. http://host/dicom-web).
+
+    dicomweb-client's own retrying is turned off: retries belong to the caller
+    (the worklist's next refresh, the outbox's policy), never to a hidden loop.
+    """
+    url = url.rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        from app.errors import ConfigError
+
+        raise ConfigError(f"server URL must start with http:// or https://, got {url!r}")
+    client = DICOMwebClient(url=url, session=session or requests.Session(), timeout=timeout)
+    client.set_http_retry_params(retry=False)
+    return DicomClientArchive(client, description=_redact_url(url), is_local=False)
+
+
+def open_local(folder: Path, *, readonly: bool = False) -> DicomClientArchive:
+    """The embedded archive: a folder of DICOM files indexed in SQLite."""
+    folder = Path(folder).expanduser().resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        client = DICOMfileClient(url=folder.as_uri(), update_db=True, readonly=readonly)
+    except Exception as exc:  # the file client raises plain exceptions on a bad folder
+        raise ArchiveError(f"Cannot open the local archive at {folder}: {_short(exc)}") from exc
+    return DicomClientArchive(client, description=f"local archive {folder}", is_local=True)
+
+
+# -- helpers ----------------------------------------------------------------
+def _http_error(what: str, exc: requests.exceptions.HTTPError, where: str) -> ArchiveError:
+    response = exc.response
+    status = response.status_code if response is not None else 0
+    server_message = ""
+    if response is not None:
+        server_message = (response.text or "").strip().replace("\n", " ")[:200]
+    message = f"{what} failed at {where}: HTTP {status}"
+    if response is not None and response.reason:
+        message += f" {response.reason}"
+    if status == 404:
+        return NotFoundError(message)
+    return ArchiveHTTPError(message, status=status, server_message=server_message)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def _looks_not_found(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "not found" in text or "could not find" in text or "no such" in text
+
+
+def _redact_url(url: str) -> str:
+    """Drop user:password@ from a URL before it is shown or logged."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest.split("/", 1)[0]:
+        rest = rest.split("@", 1)[1]
+    return f"{scheme}{sep}{rest}"

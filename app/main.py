@@ -1,0 +1,185 @@
+"""Command line and composition root: the one place that wires core, archive and Qt.
+
+    companion [--demo | --server URL] [--open STUDY_UID] [--screenshot FILE.png]
+    companion worklist [--demo | --server URL] [--json]
+    companion findings STUDY_UID [--demo | --server URL] [--json]
+    companion seed-demo TARGET [--seed N]
+
+Errors the user can act on (``CompanionError``) end the command with one line
+on stderr and a non-zero exit; nothing patient-identifying is printed to logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from app.errors import CompanionError
+
+log = logging.getLogger("app")
+
+
+def _add_source(parser: argparse.ArgumentParser, *, sub: bool = False) -> None:
+    # In a subcommand the defaults are suppressed, so `companion --demo worklist` keeps --demo.
+    default: dict[str, object] = {"default": argparse.SUPPRESS} if sub else {}
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--demo", action="store_true", help="use the embedded offline demo archive", **default
+    )
+    group.add_argument("--server", metavar="URL", help="DICOMweb root URL of the archive", **default)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="companion",
+        description="AI Review Companion: review AI results beside your PACS.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more to stderr")
+    _add_source(parser)
+    parser.add_argument("--open", metavar="STUDY_UID", help="open this study at start")
+    parser.add_argument(
+        "--screenshot",
+        metavar="FILE.png",
+        type=Path,
+        help="wait until the worklist (and opened study) is shown, save a screenshot, exit",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    wl = sub.add_parser("worklist", help="print the ranked worklist")
+    _add_source(wl, sub=True)
+    wl.add_argument("--json", action="store_true", help="JSON on stdout")
+
+    fd = sub.add_parser("findings", help="print the AI findings of a study")
+    fd.add_argument("study_uid", metavar="STUDY_UID")
+    _add_source(fd, sub=True)
+    fd.add_argument("--json", action="store_true", help="JSON on stdout")
+
+    sd = sub.add_parser("seed-demo", help="store the demo data set into an archive")
+    sd.add_argument("target", metavar="TARGET", help="DICOMweb root URL or a local folder")
+    sd.add_argument("--seed", type=int, default=0, help="demo data seed (default 0)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.command == "worklist":
+            return _worklist(args)
+        if args.command == "findings":
+            return _findings(args)
+        if args.command == "seed-demo":
+            return _seed_demo(args)
+        return _gui(args)
+    except CompanionError as exc:
+        print(f"companion: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # last resort: one line for the user, the trace in the log
+        log.debug("unexpected error", exc_info=True)
+        print(f"companion: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _console_progress(what: str):  # type: ignore[no-untyped-def]
+    def report(done: int, total: int) -> None:
+        if sys.stderr.isatty() or done in (0, total):
+            print(f"\r{what}: {done}/{total}", end="\n" if done == total else "", file=sys.stderr)
+
+    return report
+
+
+def _services(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from app.connect import connect
+    from app.settings import load_settings
+    from app.worklist.service import WorklistService
+
+    settings = load_settings()
+    connection = connect(
+        settings,
+        demo=args.demo,
+        server=args.server,
+        progress=_console_progress("Preparing the offline demo archive"),
+    )
+    return settings, connection, WorklistService(connection.archive, settings.weights)
+
+
+def _worklist(args: argparse.Namespace) -> int:
+    _, connection, service = _services(args)
+    worklist = service.build()
+    if args.json:
+        json.dump([i.to_json() for i in worklist.items], sys.stdout, indent=2)
+        print()
+    else:
+        print(f"Worklist from {worklist.archive_description}, {len(worklist.items)} studies")
+        for item in worklist.items:
+            flag = "!" if item.critical else " "
+            print(
+                f"{item.rank:3d} {flag} {item.score:7.1f}  {item.study.modality:6s} "
+                f"{item.study.accession:12s} {item.reason}"
+            )
+    for error in worklist.errors:
+        print(f"companion: warning: {error}", file=sys.stderr)
+    return 0
+
+
+def _findings(args: argparse.Namespace) -> int:
+    from app.errors import NotFoundError
+
+    _, connection, service = _services(args)
+    if not connection.archive.search_studies(filters={"StudyInstanceUID": args.study_uid}):
+        raise NotFoundError(f"study {args.study_uid} is not in {connection.archive.description}")
+    results = service.results_for(args.study_uid)
+    findings = [f for r in results if r.readable for f in r.findings]
+    if args.json:
+        json.dump([f.to_json() for f in findings], sys.stdout, indent=2)
+        print()
+    else:
+        for r in results:
+            state = "read-only" if not r.editable else "editable"
+            print(f"AI result {r.sop_instance_uid} ({r.template}, {state})")
+            if not r.readable:
+                print(f"  unreadable: {r.problem}")
+            for f in r.findings:
+                cert = f"{f.certainty:.2f}" if f.certainty is not None else "-"
+                site = f.site.meaning if f.site else "-"
+                print(f"  [{f.urgency.label}] {f.finding.meaning} · {site} · certainty {cert}")
+    for r in results:
+        if not r.readable:
+            print(f"companion: warning: AI result {r.sop_instance_uid}: {r.problem}", file=sys.stderr)
+    return 0
+
+
+def _seed_demo(args: argparse.Namespace) -> int:
+    from app.demo.seed import seed_target
+
+    count = seed_target(args.target, seed=args.seed, progress=_console_progress("Storing"))
+    print(f"Stored {count} demo instances into {args.target}")
+    return 0
+
+
+def _gui(args: argparse.Namespace) -> int:
+    settings, connection, service = _services(args)
+    # Qt is imported only here: the CLI commands above stay Qt-free and fast.
+    from ui.app import run_gui
+
+    return run_gui(
+        connection.archive,
+        service,
+        settings,
+        mode_label=connection.mode_label,
+        open_study_uid=args.open,
+        screenshot=args.screenshot,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

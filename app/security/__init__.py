@@ -1,0 +1,1 @@
+"""Credentials (OS keyring) and HTTP authentication for archive connections."""

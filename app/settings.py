@@ -1,0 +1,153 @@
+"""User settings: connection profiles, worklist weights, viewer and cache options.
+
+Stored as JSON in the platform config folder (platformdirs), or under
+``$COMPANION_HOME/config`` when that variable is set (tests, portable installs).
+Secrets never go here: a profile names its auth kind, and the secret lives in
+the OS keyring under the profile's name.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from app.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "ai-review-companion"
+AUTH_KINDS = ("none", "basic", "bearer", "oidc")
+SETTINGS_FILE = "settings.json"
+
+
+def _base(kind: str) -> Path:
+    home = os.environ.get("COMPANION_HOME")
+    if home:
+        return Path(home) / kind
+    if kind == "config":
+        return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+    if kind == "cache":
+        return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def config_dir() -> Path:
+    return _base("config")
+
+
+def data_dir() -> Path:
+    return _base("data")
+
+
+def cache_dir() -> Path:
+    return _base("cache")
+
+
+def demo_archive_dir() -> Path:
+    """Where the embedded offline archive lives (seeded on first start)."""
+    return data_dir() / "demo-archive"
+
+
+@dataclass
+class ConnectionProfile:
+    """A DICOMweb archive the user can connect to. No secrets in here."""
+
+    name: str
+    url: str
+    auth: str = "none"
+    username: str = ""  # for basic auth; the password is in the keyring
+    verify_tls: bool = True
+    ca_bundle: str = ""
+
+    def __post_init__(self) -> None:
+        if self.auth not in AUTH_KINDS:
+            raise ConfigError(
+                f"profile {self.name!r}: auth must be one of {', '.join(AUTH_KINDS)}, got {self.auth!r}"
+            )
+        if not self.url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"profile {self.name!r}: url must start with http:// or https://, got {self.url!r}"
+            )
+
+
+@dataclass
+class WorklistWeights:
+    """Points added to a study's score; the reason line explains each term."""
+
+    critical: float = 100.0
+    urgent: float = 50.0
+    routine: float = 10.0
+    certainty: float = 20.0  # times the top finding's certainty (0..1)
+    waiting_per_hour: float = 5.0
+    waiting_cap_hours: float = 24.0
+    order_stat: float = 40.0
+    order_high: float = 20.0
+    unreadable: float = 15.0  # an unreadable AI result needs a human look too
+    no_ai: float = 0.0
+
+
+@dataclass
+class Settings:
+    profiles: list[ConnectionProfile] = field(default_factory=list)
+    active_profile: str = ""  # empty: offline demo
+    weights: WorklistWeights = field(default_factory=WorklistWeights)
+    refresh_seconds: int = 60
+    series_cache_mb: int = 1024
+    demo_seed: int = 0
+
+    def profile(self, name: str) -> ConnectionProfile:
+        for p in self.profiles:
+            if p.name == name:
+                return p
+        raise ConfigError(f"no connection profile named {name!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Settings:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            log.warning("ignoring unknown settings: %s", ", ".join(sorted(unknown)))
+        try:
+            weights = WorklistWeights(**data.get("weights", {}))
+            profiles = [ConnectionProfile(**p) for p in data.get("profiles", [])]
+        except TypeError as exc:
+            raise ConfigError(f"settings file has an unknown field: {exc}") from exc
+        rest = {k: v for k, v in data.items() if k in known and k not in ("weights", "profiles")}
+        return cls(profiles=profiles, weights=weights, **rest)
+
+
+def settings_path() -> Path:
+    return config_dir() / SETTINGS_FILE
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read the settings file; defaults when there is none."""
+    path = path or settings_path()
+    if not path.exists():
+        return Settings()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read settings file {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"settings file {path} must hold a JSON object")
+    return Settings.from_json(data)
+
+
+def save_settings(settings: Settings, path: Path | None = None) -> Path:
+    """Write the settings atomically (write a temp file, then rename)."""
+    path = path or settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(settings.to_json(), indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,228 @@
+"""Build the prioritized worklist: studies joined with their AI results.
+
+One build is two QIDO-RS searches (all studies; all SR instances) plus one
+WADO-RS retrieve per AI result not seen before. Parsed results are cached by
+SOP Instance UID — a DICOM object never changes under its UID — so a refresh
+with nothing new costs only the two searches.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+
+from app.archive.protocol import ImageArchive, InstanceRef
+from app.domain import AIResult, AIStatus, Finding, StudyRef, WorklistItem
+from app.errors import ArchiveError, ArchiveHTTPError
+from app.results.sr_reader import SR_SOP_CLASSES, read_ai_result
+from app.settings import WorklistWeights
+from app.worklist.priority import score_study
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Worklist:
+    items: tuple[WorklistItem, ...]
+    refreshed_at: datetime
+    errors: tuple[str, ...]
+    archive_description: str
+
+    def item(self, study_uid: str) -> WorklistItem | None:
+        return next((i for i in self.items if i.study.study_uid == study_uid), None)
+
+
+class ResultCache:
+    """Parsed AI results by SOP Instance UID (thread-safe, in memory)."""
+
+    def __init__(self) -> None:
+        self._results: dict[str, AIResult] = {}
+        self._lock = threading.Lock()
+
+    def get(self, sop_uid: str) -> AIResult | None:
+        with self._lock:
+            return self._results.get(sop_uid)
+
+    def put(self, result: AIResult) -> None:
+        with self._lock:
+            self._results[result.sop_instance_uid] = result
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._results)
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    ref: InstanceRef
+    result: AIResult | None  # None: could not be retrieved (pending)
+    error: str = ""
+
+
+class WorklistService:
+    """Ranks the archive's studies by what AI found in them."""
+
+    def __init__(
+        self,
+        archive: ImageArchive,
+        weights: WorklistWeights,
+        *,
+        cache: ResultCache | None = None,
+        now: Callable[[], datetime] = datetime.now,
+        max_workers: int = 8,
+    ) -> None:
+        self.archive = archive
+        self.weights = weights
+        self.cache = cache or ResultCache()
+        self._now = now
+        self._max_workers = 1 if archive.is_local else max_workers
+        self._study_results: dict[str, tuple[AIResult, ...]] = {}
+
+    # -- public -------------------------------------------------------------
+    def build(self, progress: Progress | None = None) -> Worklist:
+        """Query the archive and rank every study. Raises ``ArchiveError`` if it cannot list studies."""
+        studies = self.archive.search_studies()
+        sr_refs, errors = self._sr_instances(studies)
+        fetched = self._fetch(sr_refs, progress)
+        by_study: dict[str, list[_Fetched]] = defaultdict(list)
+        for f in fetched:
+            by_study[f.ref.study_uid].append(f)
+            if f.error:
+                errors.append(f.error)
+        self._study_results = {
+            uid: tuple(f.result for f in group if f.result is not None)
+            for uid, group in by_study.items()
+            if all(f.result is not None for f in group)
+        }
+        now = self._now()
+        unranked: list[WorklistItem] = []
+        for study in studies:
+            unranked.append(self._item(study, by_study.get(study.study_uid, []), now))
+        unranked.sort(
+            key=lambda i: (-i.score, -(i.waiting_minutes or 0.0), i.study.study_uid)
+        )
+        items = tuple(
+            WorklistItem(
+                study=i.study,
+                rank=n,
+                score=i.score,
+                reason=i.reason,
+                ai_status=i.ai_status,
+                critical=i.critical,
+                findings=i.findings,
+                terms=i.terms,
+                problems=i.problems,
+                waiting_minutes=i.waiting_minutes,
+            )
+            for n, i in enumerate(unranked, start=1)
+        )
+        return Worklist(items, now, tuple(errors), self.archive.description)
+
+    def results_for(self, study_uid: str) -> list[AIResult]:
+        """The AI results of one study (from the last build, else fetched now)."""
+        known = self._study_results.get(study_uid)
+        if known is not None:
+            return list(known)
+        refs = [
+            r
+            for r in self.archive.search_instances(study_uid=study_uid, modality="SR")
+            if _is_sr(r)
+        ]
+        fetched = self._fetch(refs, None)
+        errors = [f.error for f in fetched if f.error]
+        if errors and not any(f.result for f in fetched):
+            raise ArchiveError(errors[0])
+        results = tuple(f.result for f in fetched if f.result is not None)
+        if not errors:
+            self._study_results[study_uid] = results
+        return list(results)
+
+    def findings_for(self, study_uid: str) -> list[Finding]:
+        return [f for r in self.results_for(study_uid) if r.readable for f in r.findings]
+
+    # -- steps ----------------------------------------------------------------
+    def _sr_instances(self, studies: Sequence[StudyRef]) -> tuple[list[InstanceRef], list[str]]:
+        """All SR instances in one search; per study where the archive cannot search at root."""
+        errors: list[str] = []
+        try:
+            refs = self.archive.search_instances(modality="SR")
+        except ArchiveHTTPError as exc:
+            log.info("root-level instance search refused (%s); searching per study", exc.status)
+            refs = []
+            for study in studies:
+                if study.modalities and "SR" not in study.modalities:
+                    continue
+                try:
+                    refs.extend(self.archive.search_instances(study.study_uid, modality="SR"))
+                except ArchiveError as err:
+                    errors.append(str(err))
+        return [r for r in refs if _is_sr(r)], errors
+
+    def _fetch(self, refs: Sequence[InstanceRef], progress: Progress | None) -> list[_Fetched]:
+        done: list[_Fetched] = []
+        todo: list[InstanceRef] = []
+        for ref in refs:
+            cached = self.cache.get(ref.sop_uid)
+            if cached is not None:
+                done.append(_Fetched(ref, cached))
+            else:
+                todo.append(ref)
+        total = len(todo)
+        if progress:
+            progress(0, total)
+        if todo:
+            workers = min(self._max_workers, total)
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sr-fetch") as pool:
+                for n, fetched in enumerate(pool.map(self._fetch_one, todo), start=1):
+                    done.append(fetched)
+                    if progress:
+                        progress(n, total)
+        return done
+
+    def _fetch_one(self, ref: InstanceRef) -> _Fetched:
+        try:
+            ds = self.archive.retrieve_instance(ref.study_uid, ref.series_uid, ref.sop_uid)
+        except ArchiveError as exc:
+            return _Fetched(ref, None, f"AI result {ref.sop_uid} not retrieved: {exc}")
+        result = read_ai_result(ds)
+        self.cache.put(result)
+        return _Fetched(ref, result)
+
+    def _item(self, study: StudyRef, fetched: list[_Fetched], now: datetime) -> WorklistItem:
+        results = [f.result for f in fetched if f.result is not None]
+        problems = tuple(f.error for f in fetched if f.error) + tuple(
+            f"AI result {r.sop_instance_uid}: {r.problem}" for r in results if not r.readable
+        )
+        if not fetched:
+            status = AIStatus.NONE
+        elif any(f.result is None for f in fetched):
+            status = AIStatus.PENDING
+        elif any(not r.readable for r in results):
+            status = AIStatus.UNREADABLE
+        else:
+            status = AIStatus.DONE
+        score = score_study(study, status, results, self.weights, now)
+        findings = tuple(f for r in results if r.readable for f in r.findings)
+        return WorklistItem(
+            study=study,
+            rank=0,
+            score=score.total,
+            reason=score.reason,
+            ai_status=status,
+            critical=score.critical,
+            findings=findings,
+            terms=score.terms,
+            problems=problems,
+            waiting_minutes=score.waiting_minutes,
+        )
+
+
+def _is_sr(ref: InstanceRef) -> bool:
+    return ref.sop_class_uid in SR_SOP_CLASSES or (not ref.sop_class_uid and ref.modality == "SR")

@@ -1,0 +1,36 @@
+"""Fixtures shared by every test: a real Orthanc, an in-memory keyring, isolated dirs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import orthanc
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep settings, caches and the demo archive out of the user's real folders."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("COMPANION_HOME", str(home))
+
+
+@pytest.fixture(scope="session")
+def orthanc_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[orthanc.OrthancServer]:
+    """One real Orthanc + DICOMweb plugin for the session; tests clear what they need."""
+    if not orthanc.available():
+        pytest.fail("Orthanc with the DICOMweb plugin is not installed (apt: orthanc orthanc-dicomweb)")
+    server = orthanc.start_orthanc(tmp_path_factory.mktemp("orthanc"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def empty_orthanc(orthanc_server: orthanc.OrthancServer) -> orthanc.OrthancServer:
+    orthanc_server.clear()
+    return orthanc_server
+

@@ -1,0 +1,1 @@
+"""Real parts the tests start: Orthanc with the DICOMweb plugin."""
