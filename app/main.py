@@ -25,12 +25,19 @@ log = logging.getLogger("app")
 
 def _add_source(parser: argparse.ArgumentParser, *, sub: bool = False) -> None:
     # In a subcommand the defaults are suppressed, so `companion --demo worklist` keeps --demo.
-    default: dict[str, object] = {"default": argparse.SUPPRESS} if sub else {}
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
-        "--demo", action="store_true", help="use the embedded offline demo archive", **default
+        "--demo",
+        action="store_true",
+        default=argparse.SUPPRESS if sub else False,
+        help="use the embedded offline demo archive",
     )
-    group.add_argument("--server", metavar="URL", help="DICOMweb root URL of the archive", **default)
+    group.add_argument(
+        "--server",
+        metavar="URL",
+        default=argparse.SUPPRESS if sub else None,
+        help="DICOMweb root URL of the archive",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -71,7 +71,7 @@ class DicomClientArchive:
             raise _http_error(what, exc, self._description) from exc
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
             raise ArchiveUnreachable(
-                f"Cannot reach the archive at {self._description} ({what}): {_short(exc)}"
+                f"Cannot reach the archive at {self._description} ({what}): {_why_unreachable(exc)}"
             ) from exc
         except requests.exceptions.RequestException as exc:
             raise ArchiveError(f"{what} failed at {self._description}: {_short(exc)}") from exc
@@ -125,7 +125,12 @@ class DicomClientArchive:
                     ).upper(),
                 }
             self._local_study_details[study.study_uid] = known
-        return replace(study, **{k: v for k, v in known.items() if v})
+        return replace(
+            study,
+            description=study.description or known.get("description", ""),
+            accession=study.accession or known.get("accession", ""),
+            order_priority=study.order_priority or known.get("order_priority", ""),
+        )
 
     def search_series(self, study_uid: str, modality: str | None = None) -> list[SeriesRef]:
         filters = {"Modality": modality} if modality else {}
@@ -267,6 +272,27 @@ def _http_error(what: str, exc: requests.exceptions.HTTPError, where: str) -> Ar
     if status == 404:
         return NotFoundError(message)
     return ArchiveHTTPError(message, status=status, server_message=server_message)
+
+
+_UNREACHABLE_REASONS = (
+    ("CERTIFICATE_VERIFY_FAILED", "the server's TLS certificate could not be verified"),
+    ("Connection refused", "connection refused"),
+    ("Name or service not known", "unknown host name"),
+    ("Temporary failure in name resolution", "host name could not be resolved"),
+    ("No route to host", "no route to host"),
+    ("timed out", "timed out"),
+    ("Connection reset", "connection reset by the server"),
+)
+
+
+def _why_unreachable(exc: BaseException) -> str:
+    text = str(exc)
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "timed out"
+    for needle, reason in _UNREACHABLE_REASONS:
+        if needle in text:
+            return reason
+    return _short(exc)
 
 
 def _short(exc: BaseException) -> str:
