@@ -116,11 +116,16 @@ def _services(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         server=args.server,
         progress=_console_progress("Preparing the offline demo archive"),
     )
-    return settings, connection, WorklistService(connection.archive, settings.weights)
+    service = WorklistService(
+        connection.archive,
+        settings.weights,
+        full_resync_seconds=settings.full_resync_seconds,
+    )
+    return settings, connection, service
 
 
 def _worklist(args: argparse.Namespace) -> int:
-    _, connection, service = _services(args)
+    _, _connection, service = _services(args)
     worklist = service.build()
     if args.json:
         json.dump([i.to_json() for i in worklist.items], sys.stdout, indent=2)

@@ -98,6 +98,7 @@ class Settings:
     active_profile: str = ""  # empty: offline demo
     weights: WorklistWeights = field(default_factory=WorklistWeights)
     refresh_seconds: int = 60
+    full_resync_seconds: int = 300  # a full study search at least this often
     series_cache_mb: int = 1024
     demo_seed: int = 0
 

@@ -85,7 +85,10 @@ class DicomClientArchive:
         self._call("connect", lambda: self._client.search_for_studies(limit=1))
 
     def search_studies(
-        self, filters: Mapping[str, str] | None = None, limit: int | None = None
+        self,
+        filters: Mapping[str, str] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
     ) -> list[StudyRef]:
         fields = None if self._is_local else list(dicomjson.STUDY_FIELDS)
         items = self._call(
@@ -94,6 +97,7 @@ class DicomClientArchive:
                 fields=fields,
                 search_filters=dict(filters or {}),
                 limit=limit,
+                offset=offset,
                 get_remaining=limit is None,
             ),
         )
@@ -152,6 +156,8 @@ class DicomClientArchive:
         study_uid: str | None = None,
         series_uid: str | None = None,
         modality: str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
     ) -> list[InstanceRef]:
         filters = {"Modality": modality} if modality else {}
         items = self._call(
@@ -163,7 +169,9 @@ class DicomClientArchive:
                 fields=None
                 if self._is_local
                 else [dicomjson.MODALITY, dicomjson.STUDY_UID, dicomjson.SERIES_UID],
-                get_remaining=True,
+                limit=limit,
+                offset=offset,
+                get_remaining=limit is None,
             ),
         )
         return [

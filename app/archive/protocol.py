@@ -47,8 +47,13 @@ class ImageArchive(Protocol):
         ...
 
     def search_studies(
-        self, filters: Mapping[str, str] | None = None, limit: int | None = None
-    ) -> list[StudyRef]: ...
+        self,
+        filters: Mapping[str, str] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> list[StudyRef]:
+        """All matching studies; with ``limit``, one page from ``offset`` (QIDO-RS paging)."""
+        ...
 
     def search_series(self, study_uid: str, modality: str | None = None) -> list[SeriesRef]: ...
 
@@ -57,6 +62,8 @@ class ImageArchive(Protocol):
         study_uid: str | None = None,
         series_uid: str | None = None,
         modality: str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
     ) -> list[InstanceRef]: ...
 
     def retrieve_instance(self, study_uid: str, series_uid: str, sop_uid: str) -> Dataset: ...

@@ -1,15 +1,22 @@
 """Build the prioritized worklist: studies joined with their AI results.
 
-One build is two QIDO-RS searches (all studies; all SR instances) plus one
-WADO-RS retrieve per AI result not seen before. Parsed results are cached by
-SOP Instance UID — a DICOM object never changes under its UID — so a refresh
-with nothing new costs only the two searches.
+One full build is two QIDO-RS searches (all studies; all SR instances) plus
+one WADO-RS retrieve per AI result not seen before. Parsed results are cached
+by SOP Instance UID — a DICOM object never changes under its UID.
+
+A refresh first probes whether either list changed: one page of one result at
+``offset = known count - 1`` (standard QIDO-RS paging) costs a few ms where a
+full study search of a large archive costs seconds (Orthanc's DICOMweb plugin
+spends ~3.5 ms per study). An unchanged probe reuses the known list. A probe
+cannot see one study deleted and another added in the same interval, so a full
+search runs at least every ``full_resync_seconds`` anyway.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -77,19 +84,39 @@ class WorklistService:
         cache: ResultCache | None = None,
         now: Callable[[], datetime] = datetime.now,
         max_workers: int = 8,
+        full_resync_seconds: float = 300.0,
     ) -> None:
         self.archive = archive
         self.weights = weights
         self.cache = cache or ResultCache()
         self._now = now
         self._max_workers = 1 if archive.is_local else max_workers
+        self._full_resync_seconds = full_resync_seconds
         self._study_results: dict[str, tuple[AIResult, ...]] = {}
+        self._known_studies: list[StudyRef] | None = None
+        self._known_srs: list[InstanceRef] | None = None
+        self._last_full = 0.0
+        self._build_lock = threading.Lock()
 
     # -- public -------------------------------------------------------------
-    def build(self, progress: Progress | None = None) -> Worklist:
-        """Query the archive and rank every study. Raises ``ArchiveError`` if it cannot list studies."""
-        studies = self.archive.search_studies()
-        sr_refs, errors = self._sr_instances(studies)
+    def build(self, progress: Progress | None = None, *, full: bool = False) -> Worklist:
+        """Query the archive and rank every study. Raises ``ArchiveError`` if it cannot list studies.
+
+        ``full`` skips the change probes and searches everything again."""
+        with self._build_lock:
+            return self._build(progress, full)
+
+    def _build(self, progress: Progress | None, full: bool) -> Worklist:
+        due = time.monotonic() - self._last_full >= self._full_resync_seconds
+        full = full or due or self._known_studies is None or self._known_srs is None
+        errors: list[str] = []
+        if not full and self._unchanged():
+            studies, sr_refs = list(self._known_studies or []), list(self._known_srs or [])
+        else:
+            studies = self.archive.search_studies()
+            sr_refs, errors = self._sr_instances(studies)
+            self._known_studies, self._known_srs = studies, sr_refs
+            self._last_full = time.monotonic()
         fetched = self._fetch(sr_refs, progress)
         by_study: dict[str, list[_Fetched]] = defaultdict(list)
         for f in fetched:
@@ -148,6 +175,21 @@ class WorklistService:
         return [f for r in self.results_for(study_uid) if r.readable for f in r.findings]
 
     # -- steps ----------------------------------------------------------------
+    def _unchanged(self) -> bool:
+        """True when a one-result page at the end of each known list shows no change."""
+        studies, srs = self._known_studies or [], self._known_srs or []
+        try:
+            page = self.archive.search_studies(limit=2, offset=max(len(studies) - 1, 0))
+            if not _same_tail(page, {s.study_uid for s in studies}, len(studies), "study_uid"):
+                return False
+            page_srs = self.archive.search_instances(
+                modality="SR", limit=2, offset=max(len(srs) - 1, 0)
+            )
+            return _same_tail(page_srs, {r.sop_uid for r in srs}, len(srs), "sop_uid")
+        except ArchiveError as exc:
+            log.info("change probe failed (%s); searching everything", exc)
+            return False
+
     def _sr_instances(self, studies: Sequence[StudyRef]) -> tuple[list[InstanceRef], list[str]]:
         """All SR instances in one search; per study where the archive cannot search at root."""
         errors: list[str] = []
@@ -222,6 +264,15 @@ class WorklistService:
             problems=problems,
             waiting_minutes=score.waiting_minutes,
         )
+
+
+def _same_tail(page: Sequence[object], known: set[str], count: int, attr: str) -> bool:
+    """A probe at offset count-1 must return exactly the one last known item (none if empty).
+
+    A server that ignores limit/offset returns more and so is never taken as unchanged."""
+    if count == 0:
+        return len(page) == 0
+    return len(page) == 1 and getattr(page[0], attr) in known
 
 
 def _is_sr(ref: InstanceRef) -> bool:

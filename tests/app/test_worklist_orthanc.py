@@ -84,6 +84,30 @@ def test_refresh_fetches_only_new_results(empty_orthanc: OrthancServer) -> None:
     third = service.build()
     assert archive.retrieved == [sr_a.SOPInstanceUID, sr_b.SOPInstanceUID]
     assert all(i.ai_status is AIStatus.DONE for i in third.items)
+    # A new study is seen by the refresh's change probe.
+    c = _ct("c")
+    _store(empty_orthanc, [c])
+    assert len(service.build().items) == 3
+
+
+def test_probe_blind_spot_is_closed_by_full_resync(empty_orthanc: OrthancServer) -> None:
+    """One study deleted and another added between refreshes keeps the count; the
+    probe may miss it, the periodic full search may not."""
+    a, b = _ct("swap-a"), _ct("swap-b")
+    _store(empty_orthanc, [a])
+    service = WorklistService(open_dicomweb(empty_orthanc.dicomweb_url), WorklistWeights())
+    assert [i.study.accession for i in service.build().items] == ["ACC-swap-a"]
+    empty_orthanc.clear()
+    _store(empty_orthanc, [b])
+    assert [i.study.accession for i in service.build().items] in (["ACC-swap-a"], ["ACC-swap-b"])
+    assert [i.study.accession for i in service.build(full=True).items] == ["ACC-swap-b"]
+    eager = WorklistService(
+        open_dicomweb(empty_orthanc.dicomweb_url), WorklistWeights(), full_resync_seconds=0
+    )
+    eager.build()
+    empty_orthanc.clear()
+    _store(empty_orthanc, [a])
+    assert [i.study.accession for i in eager.build().items] == ["ACC-swap-a"]
 
 
 def test_unreadable_and_non_tid1500_results_are_listed(empty_orthanc: OrthancServer) -> None:
