@@ -34,3 +34,18 @@ def empty_orthanc(orthanc_server: orthanc.OrthancServer) -> orthanc.OrthancServe
     orthanc_server.clear()
     return orthanc_server
 
+
+
+@pytest.fixture()
+def memory_keyring() -> Iterator[object]:
+    import keyring
+
+    from tests.support.memory_keyring import MemoryKeyring
+
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    try:
+        yield backend
+    finally:
+        keyring.set_keyring(previous)
