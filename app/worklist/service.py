@@ -83,7 +83,7 @@ class WorklistService:
         *,
         cache: ResultCache | None = None,
         now: Callable[[], datetime] = datetime.now,
-        max_workers: int = 8,
+        max_workers: int = 4,
         full_resync_seconds: float = 300.0,
     ) -> None:
         self.archive = archive
@@ -112,12 +112,24 @@ class WorklistService:
         errors: list[str] = []
         if not full and self._unchanged():
             studies, sr_refs = list(self._known_studies or []), list(self._known_srs or [])
+            fetched = self._fetch(sr_refs, progress)
         else:
-            studies = self.archive.search_studies()
-            sr_refs, errors = self._sr_instances(studies)
+            # The study search is the slow, server-bound part of a full build: run it
+            # beside the SR search and fetches instead of before them.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qido") as pool:
+                pending_studies = pool.submit(self.archive.search_studies)
+                try:
+                    sr_refs = self._root_sr_instances()
+                except ArchiveHTTPError as exc:
+                    log.info("root-level instance search refused (%s); per study", exc.status)
+                    sr_refs = None
+                fetched = self._fetch(sr_refs, progress) if sr_refs is not None else []
+                studies = pending_studies.result()
+            if sr_refs is None:
+                sr_refs, errors = self._per_study_sr_instances(studies)
+                fetched = self._fetch(sr_refs, progress)
             self._known_studies, self._known_srs = studies, sr_refs
             self._last_full = time.monotonic()
-        fetched = self._fetch(sr_refs, progress)
         by_study: dict[str, list[_Fetched]] = defaultdict(list)
         for f in fetched:
             by_study[f.ref.study_uid].append(f)
@@ -190,21 +202,23 @@ class WorklistService:
             log.info("change probe failed (%s); searching everything", exc)
             return False
 
-    def _sr_instances(self, studies: Sequence[StudyRef]) -> tuple[list[InstanceRef], list[str]]:
-        """All SR instances in one search; per study where the archive cannot search at root."""
+    def _root_sr_instances(self) -> list[InstanceRef]:
+        """All SR instances of the archive in one search."""
+        return [r for r in self.archive.search_instances(modality="SR") if _is_sr(r)]
+
+    def _per_study_sr_instances(
+        self, studies: Sequence[StudyRef]
+    ) -> tuple[list[InstanceRef], list[str]]:
+        """For archives that refuse a root-level instance search."""
         errors: list[str] = []
-        try:
-            refs = self.archive.search_instances(modality="SR")
-        except ArchiveHTTPError as exc:
-            log.info("root-level instance search refused (%s); searching per study", exc.status)
-            refs = []
-            for study in studies:
-                if study.modalities and "SR" not in study.modalities:
-                    continue
-                try:
-                    refs.extend(self.archive.search_instances(study.study_uid, modality="SR"))
-                except ArchiveError as err:
-                    errors.append(str(err))
+        refs: list[InstanceRef] = []
+        for study in studies:
+            if study.modalities and "SR" not in study.modalities:
+                continue
+            try:
+                refs.extend(self.archive.search_instances(study.study_uid, modality="SR"))
+            except ArchiveError as err:
+                errors.append(str(err))
         return [r for r in refs if _is_sr(r)], errors
 
     def _fetch(self, refs: Sequence[InstanceRef], progress: Progress | None) -> list[_Fetched]:
