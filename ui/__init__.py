@@ -1,0 +1,1 @@
+"""Qt widgets of the companion (DESIGN.md §2): main window, worklist, finding cards, async glue."""

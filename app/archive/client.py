@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Ask servers not to transcode (PS3.18 8.7.3.5.2): we decode every common syntax.
+_OWNER_THREAD = "local-archive"
 ANY_TRANSFER_SYNTAX_DICOM = (("application/dicom", "*"),)
 ANY_TRANSFER_SYNTAX_FRAMES = (("application/octet-stream", "*"),)
 DEFAULT_TIMEOUT_S = 20.0
@@ -37,12 +39,20 @@ DEFAULT_TIMEOUT_S = 20.0
 class DicomClientArchive:
     """An ``ImageArchive`` backed by any dicomweb-client ``DICOMClient``."""
 
-    def __init__(self, client: Any, description: str, *, is_local: bool) -> None:
+    def __init__(
+        self,
+        client: Any,
+        description: str,
+        *,
+        is_local: bool,
+        owner: ThreadPoolExecutor | None = None,
+    ) -> None:
         self._client = client
         self._description = description
         self._is_local = is_local
-        # DICOMfileClient keeps one SQLite connection: serialize access to it.
-        self._lock = threading.RLock() if is_local else None
+        # A client bound to one thread (DICOMfileClient's SQLite connection works
+        # only in the thread that opened it) is called on that ``owner`` thread.
+        self._owner = owner
         self._local_study_details: dict[str, dict[str, str]] = {}
 
     @property
@@ -61,9 +71,12 @@ class DicomClientArchive:
     # -- translation of errors -------------------------------------------------
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:
-            if self._lock is not None:
-                with self._lock:
-                    return fn()
+            if self._owner is not None and threading.current_thread().name.startswith(
+                _OWNER_THREAD
+            ):
+                return fn()  # already on the owner thread (a nested call)
+            if self._owner is not None:
+                return self._owner.submit(fn).result()
             return fn()
         except ArchiveError:
             raise
@@ -260,11 +273,19 @@ def open_local(folder: Path, *, readonly: bool = False) -> DicomClientArchive:
     """The embedded archive: a folder of DICOM files indexed in SQLite."""
     folder = Path(folder).expanduser().resolve()
     folder.mkdir(parents=True, exist_ok=True)
+    # DICOMfileClient opens its SQLite connection in __init__ and sqlite3 then
+    # refuses other threads: the client is made, and always called, on one thread.
+    owner = ThreadPoolExecutor(max_workers=1, thread_name_prefix=_OWNER_THREAD)
     try:
-        client = DICOMfileClient(url=folder.as_uri(), update_db=True, readonly=readonly)
+        client = owner.submit(
+            DICOMfileClient, url=folder.as_uri(), update_db=True, readonly=readonly
+        ).result()
     except Exception as exc:  # the file client raises plain exceptions on a bad folder
+        owner.shutdown(wait=False)
         raise ArchiveError(f"Cannot open the local archive at {folder}: {_short(exc)}") from exc
-    return DicomClientArchive(client, description=f"local archive {folder}", is_local=True)
+    return DicomClientArchive(
+        client, description=f"local archive {folder}", is_local=True, owner=owner
+    )
 
 
 # -- helpers ----------------------------------------------------------------

@@ -1,0 +1,141 @@
+"""Start the Qt front end on the qasync loop: ``run_gui`` is what ``app.main`` calls.
+
+With ``screenshot`` the window waits until the worklist is on screen and a
+study (``open_study_uid``, else the top of the worklist) is open with its
+finding cards and an image, saves the whole window — the VTK GL area included,
+grabbed from the window system rather than Qt's widget painter — and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+import shiboken6
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication
+
+from app.archive.protocol import ImageArchive
+from app.errors import CompanionError
+from app.settings import Settings
+from app.worklist.service import WorklistService
+from ui.main_window import MainWindow
+from ui.theme import apply_theme
+
+log = logging.getLogger(__name__)
+
+WINDOW_SIZE = (1500, 900)
+SCREENSHOT_TIMEOUT_S = 300.0
+
+
+class ScreenshotError(CompanionError):
+    """The screenshot could not be taken (nothing to show, or it could not be written)."""
+
+
+def ensure_application() -> QApplication:
+    """The process's QApplication, created with high-DPI friendly settings if there is none."""
+    existing = QApplication.instance()
+    if isinstance(existing, QApplication):
+        return existing
+    QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
+        Qt.HighDpiScaleFactorRoundingPolicy.PassThrough
+    )
+    app = QApplication(sys.argv[:1])
+    app.setApplicationName("AI Review Companion")
+    app.setOrganizationName("ai-review-companion")
+    app.setDesktopFileName("ai-review-companion")
+    return app
+
+
+def window_size() -> tuple[int, int]:
+    """About 1500x900, but never larger than the screen (a screenshot shows only what fits)."""
+    screen = QGuiApplication.primaryScreen()
+    if screen is None:
+        return WINDOW_SIZE
+    available = screen.availableGeometry()
+    return min(WINDOW_SIZE[0], available.width()), min(WINDOW_SIZE[1], available.height())
+
+
+def run_gui(
+    archive: ImageArchive,
+    worklist: WorklistService,
+    settings: Settings,
+    *,
+    mode_label: str,
+    open_study_uid: str | None = None,
+    screenshot: Path | None = None,
+) -> int:
+    """Show the main window until it is closed (or, with ``screenshot``, until it is saved)."""
+    app = ensure_application()
+    app.setQuitOnLastWindowClosed(False)  # the window's sig_closed ends the loop instead
+    apply_theme(app)
+    outcome: dict[str, int] = {"code": 0}
+
+    async def main() -> None:
+        closed = asyncio.Event()
+        window = MainWindow(archive, worklist, settings, mode_label=mode_label)
+        window.sig_closed.connect(closed.set)
+        window.resize(*window_size())
+        window.show()
+        try:
+            if screenshot is None:
+                window.ops.start(_first_refresh(window, open_study_uid))
+                await closed.wait()
+                return
+            try:
+                await asyncio.wait_for(
+                    capture(window, Path(screenshot), open_study_uid), SCREENSHOT_TIMEOUT_S
+                )
+            except (CompanionError, TimeoutError) as exc:
+                message = str(exc) or f"timed out after {SCREENSHOT_TIMEOUT_S:.0f} s"
+                print(f"companion: error: screenshot: {message}", file=sys.stderr)
+                outcome["code"] = getattr(exc, "exit_code", 1)
+        finally:
+            # Delete the window (and its GL child) now, while Qt and the X connection are
+            # alive: left to interpreter shutdown, VTK's Qt widget crashes the exit.
+            window.close()
+            shiboken6.delete(window)
+
+    import qasync  # only after PySide6 is imported, so qasync binds to it
+
+    try:
+        qasync.run(main())
+    except CompanionError as exc:
+        print(f"companion: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return outcome["code"]
+
+
+async def _first_refresh(window: MainWindow, open_study_uid: str | None) -> None:
+    built = await window.refresh()
+    if built is not None and open_study_uid:
+        if not window.worklist_panel.select_study(open_study_uid, emit=False):
+            window.statusBar().showMessage("The requested study is not in the worklist", 15_000)
+        await window.open_study(open_study_uid)
+
+
+async def capture(window: MainWindow, path: Path, open_study_uid: str | None) -> Path:
+    """Refresh, open a study, then save the window as a PNG at ``path``."""
+    built = await window.refresh()
+    if built is None:
+        raise ScreenshotError(f"the worklist could not be built: {window.last_error}")
+    uid = open_study_uid or (built.items[0].study.study_uid if built.items else None)
+    if uid is not None:
+        window.worklist_panel.select_study(uid, emit=False)
+        if not await window.open_study(uid):
+            why = window.last_error or "no image could be shown"
+            raise ScreenshotError(f"study {uid} could not be shown: {why}")
+    await asyncio.sleep(0.3)  # let the splitter, cards and GL area settle after the last layout
+    QApplication.processEvents()
+    window.study_view.viewer.render()
+    QApplication.processEvents()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    screen = window.screen() or QGuiApplication.primaryScreen()
+    pixmap = screen.grabWindow(window.winId())
+    if pixmap.isNull() or not pixmap.save(str(path), "PNG"):
+        raise ScreenshotError(f"cannot write the screenshot to {path}")
+    log.info("screenshot saved to %s", path)
+    return path

@@ -1,0 +1,205 @@
+"""The main window: worklist | study images | AI findings, and the status bar.
+
+The window wires the panels to each other and to the services; the panels do
+no I/O. Blocking calls go through ``AsyncOps`` (the one place errors are shown).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
+from PySide6.QtWidgets import QLabel, QLayout, QMainWindow, QSplitter, QVBoxLayout, QWidget
+
+from app.archive.protocol import ImageArchive
+from app.domain import AIStatus, Finding
+from app.settings import Settings
+from app.worklist.service import Worklist, WorklistService
+from ui.async_ops import AsyncOps, ErrorBanner, OpFailed
+from ui.findings_panel import FindingsPanel
+from ui.study_view import StudyView
+from ui.worklist_panel import WorklistPanel
+
+ICON = Path(__file__).resolve().parents[1] / "resources" / "icons" / "app.svg"
+
+
+def short_description(text: str, limit: int = 64) -> str:
+    """Keep the end of a long archive description (the folder or host that tells it apart)."""
+    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
+
+
+class MainWindow(QMainWindow):
+    """Worklist on the left, images in the centre, finding cards on the right."""
+
+    sig_worklist_shown = Signal()
+    sig_study_shown = Signal(str)  # study UID: its finding cards and an image are on screen
+    sig_closed = Signal()
+
+    def __init__(
+        self,
+        archive: ImageArchive,
+        worklist: WorklistService,
+        settings: Settings,
+        *,
+        mode_label: str,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.archive = archive
+        self.service = worklist
+        self.settings = settings
+        self.mode_label = mode_label
+        self.setWindowTitle(f"AI Review Companion — {mode_label}")
+        if ICON.exists():
+            self.setWindowIcon(QIcon(str(ICON)))
+
+        self.banner = ErrorBanner(self)
+        self.ops = AsyncOps(self.statusBar(), self.banner, parent=self)
+        self.last_error = ""
+        self.ops.sig_error.connect(self._remember_error)
+
+        self.worklist_panel = WorklistPanel(settings.refresh_seconds, self)
+        self.study_view = StudyView(archive, self.ops, self)
+        self.findings_panel = FindingsPanel(self)
+        splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        splitter.addWidget(self.worklist_panel)
+        splitter.addWidget(self.study_view)
+        splitter.addWidget(self.findings_panel)
+        splitter.setStretchFactor(0, 0)
+        splitter.setStretchFactor(1, 1)
+        splitter.setStretchFactor(2, 0)
+        splitter.setSizes([600, 600, 300])
+        splitter.setChildrenCollapsible(False)
+        self.splitter = splitter
+
+        central = QWidget(self)
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.banner)
+        layout.addWidget(splitter, 1)
+        self.setCentralWidget(central)
+        # Content changes (a long label, a loading bar) must never grow the window past
+        # the screen: the window keeps its size and its panels share what there is.
+        self.layout().setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)
+        self.setMinimumSize(760, 520)
+
+        self.connection_label = QLabel(
+            f"{mode_label} · {short_description(archive.description)}", self
+        )
+        self.connection_label.setToolTip(f"Connected to {archive.description}")
+        self.statusBar().addPermanentWidget(self.connection_label)
+
+        self._add_action("Refresh worklist", QKeySequence(Qt.Key.Key_F5), self.request_refresh)
+        self._add_action("Quit", QKeySequence("Ctrl+Q"), self.close)
+        self._add_action("Filter worklist", QKeySequence("Ctrl+F"), self.worklist_panel.focus_filter)
+        self._add_action("Dismiss message", QKeySequence(Qt.Key.Key_Escape), self.banner.hide)
+
+        self.worklist_panel.sig_refresh_requested.connect(self.request_refresh)
+        self.worklist_panel.sig_study_selected.connect(self._on_study_selected)
+        self.findings_panel.sig_finding_activated.connect(self.study_view.show_finding)
+        self.study_view.sig_finding_shown.connect(self.findings_panel.select)
+
+        self.worklist: Worklist | None = None
+        self._refreshing = False
+        self._open_generation = 0
+
+    # -- worklist ----------------------------------------------------------------------
+    def request_refresh(self) -> None:
+        if not self._refreshing:
+            self.ops.start(self.refresh())
+
+    async def refresh(self) -> Worklist | None:
+        """Rebuild the worklist in the background; None when it failed (the error is shown)."""
+        if self._refreshing:
+            return None
+        self._refreshing = True
+        self.worklist_panel.set_refreshing(True)
+        try:
+            built = await self.ops.run(
+                "Refreshing worklist",
+                lambda report: self.service.build(progress=report),
+                on_progress=self.worklist_panel.set_progress,
+            )
+        except OpFailed:
+            self.worklist_panel.set_refresh_failed(datetime.now())
+            return None
+        finally:
+            self._refreshing = False
+            self.worklist_panel.set_refreshing(False)
+        self.worklist = built
+        self.worklist_panel.set_worklist(built)
+        if built.errors:
+            self.statusBar().showMessage(
+                f"Worklist built with {len(built.errors)} problem(s): {built.errors[0]}", 30_000
+            )
+        self._update_open_study(built)
+        self.sig_worklist_shown.emit()
+        return built
+
+    # -- study -------------------------------------------------------------------------
+    def _on_study_selected(self, study_uid: str) -> None:
+        self.ops.start(self.open_study(study_uid))
+
+    async def open_study(self, study_uid: str) -> bool:
+        """Show a study's finding cards and images; True once an image is on screen."""
+        self._open_generation += 1
+        generation = self._open_generation
+        item = self.worklist.item(study_uid) if self.worklist else None
+        study = item.study if item else None
+        parts = (study.modality, study.description, study.accession) if study else ()
+        title = " · ".join(p for p in parts if p) or "Study"
+        self.findings_panel.set_loading()
+        try:
+            findings: list[Finding] = await self.ops.run(
+                "Loading AI findings", lambda _r: self.service.findings_for(study_uid)
+            )
+        except OpFailed as exc:
+            if generation == self._open_generation:
+                self.findings_panel.set_findings([], AIStatus.PENDING, [str(exc)])
+            findings = []
+        if generation != self._open_generation:
+            return False
+        if item is not None:
+            self.findings_panel.set_findings(findings, item.ai_status, item.problems)
+        else:
+            self.findings_panel.set_findings(
+                findings, AIStatus.DONE if findings else AIStatus.NONE
+            )
+        shown = await self.study_view.open_study(study_uid, title, findings)
+        if shown and generation == self._open_generation:
+            self.sig_study_shown.emit(study_uid)
+            return True
+        return False
+
+    def _update_open_study(self, built: Worklist) -> None:
+        """After a refresh, show new findings of the open study without reloading its images."""
+        uid = self.study_view.study_uid
+        item = built.item(uid) if uid else None
+        if item is None:
+            return
+        shown = {c.finding.tracking_uid for c in self.findings_panel.cards}
+        if {f.tracking_uid for f in item.findings} != shown:
+            self.findings_panel.set_findings(item.findings, item.ai_status, item.problems)
+            self.study_view.set_findings(item.findings)
+
+    # -- window ------------------------------------------------------------------------
+    def _add_action(self, text: str, shortcut: QKeySequence, slot: object) -> QAction:
+        action = QAction(text, self)
+        action.setShortcut(shortcut)
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action
+
+    def _remember_error(self, message: str) -> None:
+        self.last_error = message
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.worklist_panel.timer.stop()
+        self.study_view.close_study()
+        self.ops.shutdown()
+        super().closeEvent(event)
+        self.sig_closed.emit()

@@ -1,0 +1,272 @@
+"""The centre of the window: one study's image series in the slice viewer.
+
+Opening a study lists its image series, loads the biggest in the background
+and shows the slice of its most urgent AI finding (else the middle slice).
+Opening another study, or picking another series, cancels a load in flight.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QProgressBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.archive.protocol import ImageArchive
+from app.archive.volume import (
+    ImageVolume,
+    LoadCancelled,
+    display_series,
+    load_volume,
+    slice_index_for_region,
+)
+from app.domain import Finding, SeriesRef
+from ui import theme
+from ui.async_ops import AsyncOps, OpFailed
+from ui.elided_label import ElidedLabel
+from viewers.slice_viewer import SliceViewer
+
+
+def finding_slice(volume: ImageVolume, finding: Finding) -> int | None:
+    """The slice where ``finding`` has a region in ``volume``, or None."""
+    for region in finding.regions:
+        index = slice_index_for_region(volume, region)
+        if index is not None:
+            return index
+    return None
+
+
+def by_importance(findings: Sequence[Finding]) -> list[Finding]:
+    """Most urgent first, then most certain."""
+    return sorted(findings, key=lambda f: (-int(f.urgency), -(f.certainty or 0.0)))
+
+
+class StudyView(QWidget):
+    """Series switcher + slice viewer + load progress for one study."""
+
+    sig_image_shown = Signal(str)  # study UID, once a volume is on screen
+    sig_finding_shown = Signal(str)  # Tracking UID of the finding now highlighted
+
+    def __init__(self, archive: ImageArchive, ops: AsyncOps, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._archive = archive
+        self._ops = ops
+        self.series_combo = QComboBox(self)
+        self.series_combo.setToolTip("Image series of this study")
+        self.series_combo.setMinimumContentsLength(16)
+        self.series_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.title = ElidedLabel("No study open", self)
+        self.title.setObjectName("heading")
+        self.status = ElidedLabel("", self, minimum=40)
+        self.status.setObjectName("muted")
+        self.progress = QProgressBar(self)
+        self.progress.setFixedWidth(100)
+        self.progress.setTextVisible(False)
+        self.progress.hide()
+        self.viewer = SliceViewer(self)
+
+        bar = QHBoxLayout()
+        bar.addWidget(self.title, 1)
+        bar.addWidget(self.status)
+        bar.addWidget(self.progress)
+        bar.addWidget(self.series_combo)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 8, 4, 8)
+        layout.addLayout(bar)
+        layout.addWidget(self.viewer, 1)
+
+        self._study_uid: str | None = None
+        self._series: list[SeriesRef] = []
+        self._findings: list[Finding] = []
+        self._cancel = threading.Event()
+        self._generation = 0
+        self._highlight: str | None = None
+        self._series_of_sop: dict[str, str] = {}
+        self._pending_finding: str | None = None  # to show once its series is loaded
+        self.series_combo.activated.connect(self._on_series_picked)
+
+    # -- public -----------------------------------------------------------------------
+    @property
+    def study_uid(self) -> str | None:
+        return self._study_uid
+
+    @property
+    def volume(self) -> ImageVolume | None:
+        return self.viewer.volume
+
+    async def open_study(self, study_uid: str, title: str, findings: Sequence[Finding]) -> bool:
+        """List the study's image series and show the first; False if nothing could be shown."""
+        self._cancel.set()
+        self._generation += 1
+        generation = self._generation
+        self._study_uid = study_uid
+        self._findings = list(findings)
+        self._series = []
+        self._series_of_sop = {}
+        self._pending_finding = None
+        self._highlight = None
+        self.title.setText(title)
+        self.title.setToolTip(title)
+        self.series_combo.clear()
+        self._set_status("")
+        self.viewer.clear("Loading study…")
+        try:
+            series, series_of_sop = await self._ops.run(
+                "Listing image series", lambda _r: self._list_series(study_uid)
+            )
+        except OpFailed as exc:
+            if generation == self._generation:
+                self.viewer.clear(f"Cannot list the study's series:\n{exc}")
+            return False
+        if generation != self._generation:
+            return False
+        self._series = series
+        for ref in series:
+            count = f" ({ref.num_instances})" if ref.num_instances else ""
+            self.series_combo.addItem(
+                f"{ref.modality} {ref.description or 'series'}{count}".strip(), ref.series_uid
+            )
+        if not series:
+            self.viewer.clear("This study has no image series")
+            return False
+        self._series_of_sop = series_of_sop
+        return await self._load(self._series_for_findings() or series[0], generation)
+
+    def _list_series(self, study_uid: str) -> tuple[list[SeriesRef], dict[str, str]]:
+        """Blocking: the image series, and which series each instance is in."""
+        series = display_series(self._archive, study_uid)
+        wanted = {r.referenced_sop_uid for f in self._findings for r in f.regions}
+        if not wanted - {None} or len(series) < 2:
+            return series, {}
+        instances = self._archive.search_instances(study_uid)
+        return series, {i.sop_uid: i.series_uid for i in instances if i.sop_uid in wanted}
+
+    def _series_for_findings(self, tracking_uid: str | None = None) -> SeriesRef | None:
+        """The series holding the image of a finding (the most important one by default)."""
+        findings = by_importance(self._findings)
+        if tracking_uid is not None:
+            findings = [f for f in findings if f.tracking_uid == tracking_uid]
+        for finding in findings:
+            for region in finding.regions:
+                uid = self._series_of_sop.get(region.referenced_sop_uid or "")
+                ref = next((s for s in self._series if s.series_uid == uid), None)
+                if ref is not None:
+                    return ref
+        return None
+
+    def set_findings(self, findings: Sequence[Finding]) -> None:
+        """Replace the findings drawn over the images (e.g. after a refresh)."""
+        self._findings = list(findings)
+        self.viewer.set_findings(self._findings, self._highlight)
+
+    def show_finding(self, tracking_uid: str) -> bool:
+        """Go to the slice of a finding and highlight it; False if it is not in this series."""
+        finding = next((f for f in self._findings if f.tracking_uid == tracking_uid), None)
+        volume = self.viewer.volume
+        self._highlight = tracking_uid
+        self.viewer.set_findings(self._findings, tracking_uid)
+        if finding is None or volume is None:
+            return False
+        index = finding_slice(volume, finding)
+        other = self._series_for_findings(tracking_uid)
+        if index is None and other is not None and other.series_uid != volume.series_uid:
+            self._cancel.set()
+            self._generation += 1
+            self._pending_finding = tracking_uid
+            self._ops.start(self._load(other, self._generation))
+            return True
+        if index is None:
+            why = "has no image region" if not finding.regions else "is not in this series"
+            self._set_status(f"{finding.finding.meaning} {why}", warn=True)
+            return False
+        self.viewer.set_slice(index)
+        self._set_status("")
+        self.sig_finding_shown.emit(tracking_uid)
+        return True
+
+    def close_study(self, message: str = "No study open") -> None:
+        self._cancel.set()
+        self._generation += 1
+        self._study_uid = None
+        self._findings = []
+        self.series_combo.clear()
+        self.title.setText("No study open")
+        self._set_status("")
+        self.progress.hide()
+        self.viewer.clear(message)
+
+    # -- internals ---------------------------------------------------------------------
+    def _on_series_picked(self, index: int) -> None:
+        if 0 <= index < len(self._series):
+            self._cancel.set()
+            self._generation += 1
+            self._ops.start(self._load(self._series[index], self._generation))
+
+    async def _load(self, ref: SeriesRef, generation: int) -> bool:
+        self._cancel = cancel = threading.Event()
+        self.series_combo.setCurrentIndex(max(self.series_combo.findData(ref.series_uid), 0))
+        self.viewer.clear(f"Loading {ref.description or 'series'}…")
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        study_uid = self._study_uid or ref.study_uid
+        try:
+            volume = await self._ops.run(
+                "Loading images",
+                lambda report: load_volume(
+                    self._archive, study_uid, ref.series_uid, progress=report, cancel=cancel
+                ),
+                on_progress=lambda done, total: self._on_progress(generation, done, total),
+                quiet=(LoadCancelled,),
+            )
+        except LoadCancelled:
+            return False
+        except OpFailed as exc:
+            if generation == self._generation:
+                self.progress.hide()
+                self.viewer.clear(f"Cannot show this series:\n{exc}")
+            return False
+        if generation != self._generation:
+            return False
+        self.progress.hide()
+        self._set_status("")
+        wanted = [f for f in self._findings if f.tracking_uid == self._pending_finding]
+        self._pending_finding = None
+        target = next(
+            (
+                (f, i)
+                for f in wanted + by_importance(self._findings)
+                if (i := finding_slice(volume, f)) is not None
+            ),
+            None,
+        )
+        self.viewer.show_volume(volume, target[1] if target else None)
+        self._highlight = target[0].tracking_uid if target else None
+        self.viewer.set_findings(self._findings, self._highlight)
+        if volume.problems:
+            self._set_status(f"{len(volume.problems)} image(s) skipped", warn=True)
+            self.status.setToolTip("\n".join(volume.problems))
+        self.sig_image_shown.emit(study_uid)
+        if target:
+            self.sig_finding_shown.emit(target[0].tracking_uid)
+        return True
+
+    def _on_progress(self, generation: int, done: int, total: int) -> None:
+        # reports are queued from the worker: one may arrive after the load has finished
+        if total > 0 and generation == self._generation and self.progress.isVisible():
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)
+            self._set_status(f"Loading {done}/{total}")
+
+    def _set_status(self, text: str, *, warn: bool = False) -> None:
+        self.status.setText(text)
+        self.status.setToolTip("")
+        self.status.setStyleSheet(f"color: {theme.URGENT if warn else theme.TEXT_MUTED};")

@@ -1,0 +1,404 @@
+"""A 2D slice viewer for an ``ImageVolume`` (VTK inside a Qt widget).
+
+The slice on screen is a vtkImageData whose scalars are a view of the
+volume's own numpy slice (no copy). Pixel (column i, row j) sits at world
+(i * dx, j * dy, 0) mm; the camera looks along +z with view-up -y, so row 0 is
+at the top and column 0 on the left, the way the image was acquired
+(radiological display), without flipping any data.
+
+All interaction is handled in Qt (an event filter on the VTK widget), so keys
+and drags behave the same whether the VTK widget or its frame has focus, and
+tests drive the viewer with ordinary Qt events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import vtkmodules.qt
+
+vtkmodules.qt.PyQtImpl = "PySide6"
+
+import vtkmodules.vtkInteractionStyle  # the interactor's default style classes
+import vtkmodules.vtkRenderingOpenGL2  # the OpenGL render window (side-effect import)
+from PySide6.QtCore import QEvent, QObject, QPoint, Qt, Signal
+from PySide6.QtGui import QCloseEvent, QKeyEvent, QMouseEvent, QWheelEvent
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
+from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
+from vtkmodules.vtkCommonDataModel import vtkImageData
+from vtkmodules.vtkRenderingCore import (
+    vtkImageSlice,
+    vtkImageSliceMapper,
+    vtkRenderer,
+    vtkWindowToImageFilter,
+)
+
+from app.archive.volume import ImageVolume
+from app.domain import Finding, Region
+from viewers.region_overlay import RegionOverlay, region_outlines
+from viewers.slice_annotations import SliceAnnotations
+
+# name, centre, width (Hounsfield units); keys 1..8
+PRESETS: tuple[tuple[str, float, float], ...] = (
+    ("Brain", 40.0, 80.0),
+    ("Subdural", 75.0, 215.0),
+    ("Stroke", 40.0, 40.0),
+    ("Bone", 600.0, 2800.0),
+    ("Lung", -600.0, 1500.0),
+    ("Mediastinum", 50.0, 350.0),
+    ("Abdomen", 60.0, 400.0),
+    ("Liver", 60.0, 160.0),
+)
+class SliceViewer(QWidget):
+    """Shows one slice of a volume; scroll, window/level, zoom, pan, finding outlines."""
+
+    sig_slice_changed = Signal(int)
+    sig_window_changed = Signal(float, float)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setMinimumSize(200, 200)
+        self._vtk = QVTKRenderWindowInteractor(self)
+        self._vtk.installEventFilter(self)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self._vtk)
+        self.setFocusProxy(self._vtk)
+
+        self._renderer = vtkRenderer()
+        self._renderer.SetBackground(0.0, 0.0, 0.0)
+        self._vtk.GetRenderWindow().AddRenderer(self._renderer)
+        self._vtk.GetRenderWindow().GetInteractor().SetInteractorStyle(None)
+
+        self._image = vtkImageData()
+        mapper = vtkImageSliceMapper()
+        mapper.SetInputData(self._image)
+        self._slice_actor = vtkImageSlice()
+        self._slice_actor.SetMapper(mapper)
+        self._slice_actor.GetProperty().SetInterpolationTypeToLinear()
+        self._slice_actor.SetVisibility(False)
+        self._renderer.AddViewProp(self._slice_actor)
+
+        self._overlay = RegionOverlay(self._renderer)
+        self._text = SliceAnnotations(self._renderer)
+
+        self._volume: ImageVolume | None = None
+        self._slice_data: np.ndarray | None = None  # keeps the vtk array's memory alive
+        self._index = 0
+        self._center = 40.0
+        self._width = 80.0
+        self._regions: list[Region] = []
+        self._owners: list[str] | None = None
+        self._highlight: str | None = None
+        self._drag_button: Qt.MouseButton | None = None
+        self._drag_last = QPoint()
+        self._initialized = False
+        self._fitted = True  # refit on resize until the reader zooms or pans
+        self.clear("No study open")
+
+    # -- public ----------------------------------------------------------------------
+    @property
+    def volume(self) -> ImageVolume | None:
+        return self._volume
+
+    @property
+    def slice_index(self) -> int:
+        return self._index
+
+    @property
+    def window(self) -> tuple[float, float]:
+        """(centre, width) now shown."""
+        return self._center, self._width
+
+    def show_volume(self, volume: ImageVolume, slice_index: int | None = None) -> None:
+        """Show ``volume`` at ``slice_index`` (default: the middle slice) with its default window."""
+        self._volume = volume
+        self._regions, self._owners, self._highlight = [], None, None
+        self._center, self._width = volume.window_center, max(volume.window_width, 1.0)
+        z, _, _ = volume.shape
+        self._index = -1
+        self._slice_actor.SetVisibility(True)
+        self._text.show_volume(volume)
+        self._relayout_text()
+        self._apply_window(emit=True)
+        self.set_slice(z // 2 if slice_index is None else slice_index)
+        self.reset_view()
+
+    def set_slice(self, index: int) -> None:
+        if self._volume is None:
+            return
+        index = max(0, min(int(index), self._volume.shape[0] - 1))
+        if index == self._index:
+            return
+        self._index = index
+        self._slice_data = self._volume.pixels[index]
+        _, rows, cols = self._volume.shape
+        _, dy, dx = self._volume.spacing
+        self._image.SetDimensions(cols, rows, 1)
+        self._image.SetSpacing(dx, dy, 1.0)
+        self._image.SetOrigin(0.0, 0.0, 0.0)
+        scalars = numpy_to_vtk(self._slice_data.reshape(-1), deep=False)
+        self._image.GetPointData().SetScalars(scalars)
+        self._image.Modified()
+        self._update_regions()
+        self._update_text()
+        self._render()
+        self.sig_slice_changed.emit(index)
+
+    def set_window(self, center: float, width: float) -> None:
+        self._center, self._width = float(center), max(float(width), 1.0)
+        self._apply_window(emit=True)
+        self._render()
+
+    def set_regions(
+        self,
+        regions: Sequence[Region],
+        highlight: str | None = None,
+        *,
+        owners: Sequence[str] | None = None,
+    ) -> None:
+        """Outline ``regions`` on the slices they belong to.
+
+        ``owners[i]`` names what region ``i`` belongs to (a finding's Tracking UID);
+        the regions whose owner equals ``highlight`` are drawn highlighted.
+        """
+        self._regions = list(regions)
+        self._owners = list(owners) if owners is not None else None
+        self._highlight = highlight
+        self._update_regions()
+        self._render()
+
+    def set_findings(self, findings: Sequence[Finding], highlight: str | None = None) -> None:
+        """Outline every region of ``findings``; ``highlight`` is a Tracking UID."""
+        pairs = [(f.tracking_uid, r) for f in findings for r in f.regions]
+        self.set_regions([r for _, r in pairs], highlight, owners=[o for o, _ in pairs])
+
+    def clear(self, message: str) -> None:
+        """Show no image, only ``message`` in the middle."""
+        self._volume = None
+        self._slice_data = None
+        self._index = -1
+        self._slice_actor.SetVisibility(False)
+        self._overlay.clear()
+        self._text.show_message(message)
+        self._render()
+
+    def reset_view(self) -> None:
+        """Fit the whole slice in the view, centred."""
+        if self._volume is None:
+            return
+        _, rows, cols = self._volume.shape
+        _, dy, dx = self._volume.spacing
+        w, h = (cols - 1) * dx, (rows - 1) * dy
+        cx, cy = w / 2.0, h / 2.0
+        camera = self._renderer.GetActiveCamera()
+        camera.ParallelProjectionOn()
+        camera.SetFocalPoint(cx, cy, 0.0)
+        camera.SetPosition(cx, cy, -1000.0)
+        camera.SetViewUp(0.0, -1.0, 0.0)
+        aspect = max(self._vtk.width(), 1) / max(self._vtk.height(), 1)
+        camera.SetParallelScale(0.5 * max(h + dy, (w + dx) / aspect) * 1.02)
+        self._renderer.ResetCameraClippingRange()
+        self._fitted = True
+        self._update_text()
+        self._render()
+
+    def set_text_visible(self, visible: bool) -> None:
+        """Show or hide the corner and orientation text (T toggles it)."""
+        self._text.set_visible(visible)
+        self._render()
+
+    def render(self) -> None:  # type: ignore[override]
+        """Draw now (tests and screenshots call this before grabbing)."""
+        self._render()
+
+    def rendered_rgb(self) -> np.ndarray:
+        """What the GL area shows, as a (rows, columns, 3) uint8 array, top row first."""
+        self._vtk.GetRenderWindow().Render()
+        grab = vtkWindowToImageFilter()
+        grab.SetInput(self._vtk.GetRenderWindow())
+        grab.SetInputBufferTypeToRGB()
+        grab.ReadFrontBufferOff()
+        grab.Update()
+        out = grab.GetOutput()
+        w, h, _ = out.GetDimensions()
+        rgb = vtk_to_numpy(out.GetPointData().GetScalars()).reshape(h, w, -1)
+        return np.ascontiguousarray(rgb[::-1, :, :3])
+
+    def world_to_widget(self, x: float, y: float) -> tuple[float, float]:
+        """Where world (x, y, 0) mm appears, in the GL area's device pixels, top-left origin."""
+        self._renderer.SetWorldPoint(x, y, 0.0, 1.0)
+        self._renderer.WorldToDisplay()
+        dx, dy, _ = self._renderer.GetDisplayPoint()
+        height = self._vtk.GetRenderWindow().GetSize()[1]
+        return dx, height - 1 - dy
+
+    # -- Qt events ---------------------------------------------------------------------
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self._vtk:
+            kind = event.type()
+            if kind == QEvent.Type.KeyPress:
+                return self._handle_key(event)  # type: ignore[arg-type]
+            if kind == QEvent.Type.Wheel:
+                self.wheelEvent(event)  # type: ignore[arg-type]
+                return True
+            if kind == QEvent.Type.MouseButtonPress:
+                self.mousePressEvent(event)  # type: ignore[arg-type]
+                return True
+            if kind == QEvent.Type.MouseMove:
+                self.mouseMoveEvent(event)  # type: ignore[arg-type]
+                return True
+            if kind == QEvent.Type.MouseButtonRelease:
+                self.mouseReleaseEvent(event)  # type: ignore[arg-type]
+                return True
+            if kind == QEvent.Type.Resize:
+                self._relayout_text()
+                if self._fitted:
+                    self.reset_view()
+        return super().eventFilter(watched, event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if not self._handle_key(event):
+            super().keyPressEvent(event)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        steps = event.angleDelta().y() / 120.0
+        if steps == 0:
+            return
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self._zoom(1.1**steps)
+        else:
+            self.set_slice(self._index - int(np.sign(steps)) * max(1, int(abs(steps))))
+        event.accept()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        self._vtk.setFocus()
+        self._drag_button = event.button()
+        self._drag_last = event.position().toPoint()
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        if self._drag_button is None or self._volume is None:
+            return
+        pos = event.position().toPoint()
+        dx, dy = pos.x() - self._drag_last.x(), pos.y() - self._drag_last.y()
+        self._drag_last = pos
+        if self._drag_button == Qt.MouseButton.LeftButton:
+            scale = max(self._width, 10.0) / 300.0
+            self.set_window(self._center + dy * scale, self._width + dx * scale)
+        elif self._drag_button == Qt.MouseButton.RightButton:
+            self._zoom(1.01 ** (-dy))
+        elif self._drag_button == Qt.MouseButton.MiddleButton:
+            self._pan(dx, dy)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        self._drag_button = None
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Release the GL context and X resources now, not at interpreter exit."""
+        self._vtk.Finalize()
+        super().closeEvent(event)
+
+    def showEvent(self, event: object) -> None:
+        super().showEvent(event)  # type: ignore[arg-type]
+        if not self._initialized:  # lets the widget's own paint events render
+            self._vtk.Initialize()
+            self._initialized = True
+            self._text.scale_fonts(self._vtk.devicePixelRatioF())
+        self._relayout_text()
+
+    # -- internals -----------------------------------------------------------------------
+    def _handle_key(self, event: QKeyEvent) -> bool:
+        key = event.key()
+        if self._volume is None:
+            return False
+        n = self._volume.shape[0]
+        page = max(1, n // 10)
+        moves = {
+            Qt.Key.Key_Down: self._index + 1,
+            Qt.Key.Key_Up: self._index - 1,
+            Qt.Key.Key_PageDown: self._index + page,
+            Qt.Key.Key_PageUp: self._index - page,
+            Qt.Key.Key_Home: 0,
+            Qt.Key.Key_End: n - 1,
+        }
+        if key in moves:
+            self.set_slice(moves[key])
+            return True
+        if Qt.Key.Key_1 <= key <= Qt.Key.Key_8:
+            _, center, width = PRESETS[key - Qt.Key.Key_1]
+            self.set_window(center, width)
+            return True
+        if key == Qt.Key.Key_T:
+            self.set_text_visible(not self._text.visible)
+            return True
+        if key == Qt.Key.Key_R:
+            self._center = self._volume.window_center
+            self._width = max(self._volume.window_width, 1.0)
+            self._apply_window(emit=True)
+            self.reset_view()
+            return True
+        return False
+
+    def _zoom(self, factor: float) -> None:
+        camera = self._renderer.GetActiveCamera()
+        camera.SetParallelScale(camera.GetParallelScale() / factor)
+        self._fitted = False
+        self._update_text()
+        self._render()
+
+    def _pan(self, dx_px: int, dy_px: int) -> None:
+        camera = self._renderer.GetActiveCamera()
+        per_px = 2.0 * camera.GetParallelScale() / max(self._vtk.height(), 1)
+        fx, fy, fz = camera.GetFocalPoint()
+        px, py, pz = camera.GetPosition()
+        # screen right is +x, screen down is +y: move the camera against the drag
+        sx, sy = -dx_px * per_px, -dy_px * per_px
+        camera.SetFocalPoint(fx + sx, fy + sy, fz)
+        camera.SetPosition(px + sx, py + sy, pz)
+        self._fitted = False
+        self._render()
+
+    def _apply_window(self, *, emit: bool) -> None:
+        prop = self._slice_actor.GetProperty()
+        prop.SetColorWindow(self._width)
+        prop.SetColorLevel(self._center)
+        self._update_text()
+        if emit:
+            self.sig_window_changed.emit(self._center, self._width)
+
+    def _update_regions(self) -> None:
+        if self._volume is None or self._index < 0:
+            self._overlay.clear()
+            return
+        self._overlay.show(
+            region_outlines(
+                self._regions, self._volume, self._index,
+                owners=self._owners, highlight=self._highlight,
+            )
+        )
+
+    def _update_text(self) -> None:
+        vol = self._volume
+        if vol is None or self._index < 0:
+            return
+        window = (self._center, self._width)
+        preset = next((name for name, c, w in PRESETS if (c, w) == window), "")
+        self._text.update(vol, self._index, window, preset, self._zoom_percent())
+
+    def _zoom_percent(self) -> float:
+        if self._volume is None:
+            return 100.0
+        scale = self._renderer.GetActiveCamera().GetParallelScale()
+        _, dy, _ = self._volume.spacing
+        screen_px_per_mm = max(self._vtk.height(), 1) / (2.0 * scale)
+        return 100.0 * screen_px_per_mm * dy
+
+    def _relayout_text(self) -> None:
+        self._text.layout(self._vtk.width(), self._vtk.height(), self._vtk.devicePixelRatioF())
+
+    def _render(self) -> None:
+        if self._vtk.isVisible():
+            self._vtk.GetRenderWindow().Render()
