@@ -104,7 +104,7 @@ def _console_progress(what: str):  # type: ignore[no-untyped-def]
     return report
 
 
-def _services(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _services(args: argparse.Namespace, progress=None):  # type: ignore[no-untyped-def]
     from app.connect import connect
     from app.settings import load_settings
     from app.worklist.service import WorklistService
@@ -114,7 +114,7 @@ def _services(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         settings,
         demo=args.demo,
         server=args.server,
-        progress=_console_progress("Preparing the offline demo archive"),
+        progress=progress or _console_progress("Preparing the offline demo archive"),
     )
     service = WorklistService(
         connection.archive,
@@ -179,9 +179,13 @@ def _seed_demo(args: argparse.Namespace) -> int:
 
 
 def _gui(args: argparse.Namespace) -> int:
-    settings, connection, service = _services(args)
     # Qt is imported only here: the CLI commands above stay Qt-free and fast.
-    from ui.app import run_gui
+    from ui.app import prepare_with_progress, run_gui
+
+    settings, connection, service = prepare_with_progress(
+        "Preparing the archive (the offline demo is generated on first start)…",
+        lambda report: _services(args, report),
+    )
 
     return run_gui(
         connection.archive,

@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import shiboken6
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEventLoop, Qt, QTimer
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QProgressDialog
 
 from app.archive.protocol import ImageArchive
 from app.errors import CompanionError
@@ -26,6 +29,8 @@ from ui.main_window import MainWindow
 from ui.theme import apply_theme
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 WINDOW_SIZE = (1500, 900)
 SCREENSHOT_TIMEOUT_S = 300.0
@@ -57,6 +62,59 @@ def window_size() -> tuple[int, int]:
         return WINDOW_SIZE
     available = screen.availableGeometry()
     return min(WINDOW_SIZE[0], available.width()), min(WINDOW_SIZE[1], available.height())
+
+
+def prepare_with_progress(title: str, job: Callable[[Callable[[int, int], None]], T]) -> T:
+    """Run a slow start-up step (e.g. seeding the demo archive) with a progress dialog.
+
+    ``job(report)`` runs on a worker thread; ``report(done, total)`` only stores
+    numbers, which a timer on the Qt thread shows, so no widget is touched from the
+    worker. The dialog appears only if the step takes longer than a moment.
+    """
+    app = ensure_application()
+    apply_theme(app)
+    state: dict[str, object] = {"done": 0, "total": 0}
+    finished = threading.Event()
+
+    def report(done: int, total: int) -> None:
+        state["done"], state["total"] = done, total
+
+    def work() -> None:
+        try:
+            state["result"] = job(report)
+        except Exception as exc:  # noqa: BLE001 - handed to the Qt thread and raised there
+            state["error"] = exc
+        finally:
+            finished.set()
+
+    dialog = QProgressDialog(title, "", 0, 0)
+    dialog.setWindowTitle("AI Review Companion")
+    dialog.setCancelButton(None)
+    dialog.setMinimumDuration(400)
+    dialog.setMinimumWidth(420)
+    loop = QEventLoop()
+    timer = QTimer()
+    timer.setInterval(50)
+
+    def poll() -> None:
+        total, done = int(state["total"]), int(state["done"])  # type: ignore[call-overload]
+        if total:
+            dialog.setMaximum(total)
+            dialog.setValue(min(done, total - 1) if not finished.is_set() else total)
+            dialog.setLabelText(f"{title}\n{done} of {total}")
+        if finished.is_set():
+            timer.stop()
+            loop.quit()
+
+    timer.timeout.connect(poll)
+    threading.Thread(target=work, name="startup", daemon=True).start()
+    timer.start()
+    loop.exec()
+    dialog.close()
+    dialog.deleteLater()
+    if "error" in state:
+        raise state["error"]  # type: ignore[misc]
+    return state["result"]  # type: ignore[return-value]
 
 
 def run_gui(

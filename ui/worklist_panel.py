@@ -130,6 +130,8 @@ class WorklistPanel(QWidget):
             (DESCRIPTION, 170), (ACCESSION, 96), (WAITING, 86), (FINDINGS, 72), (REASON, 320),
         ):
             self.table.setColumnWidth(column, width)
+        # Why a study ranks where it does is the worklist's point: show it next to the rank.
+        header.moveSection(header.visualIndex(REASON), header.visualIndex(PRIORITY) + 1)
         self.empty = QLabel("No studies in the archive", self)
         self.empty.setObjectName("muted")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)

@@ -109,7 +109,7 @@ class SliceViewer(QWidget):
         return self._index
 
     @property
-    def window(self) -> tuple[float, float]:
+    def window_level(self) -> tuple[float, float]:
         """(centre, width) now shown."""
         return self._center, self._width
 

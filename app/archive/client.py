@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +27,19 @@ from app.domain import SeriesRef, StudyRef
 from app.errors import ArchiveError, ArchiveHTTPError, ArchiveUnreachable, NotFoundError
 
 log = logging.getLogger(__name__)
+
+
+class _DropWriteLikeOriginal(logging.Filter):
+    """dicomweb-client's file store calls pydicom's deprecated ``write_like_original``
+    once per instance; pydicom logs that as a WARNING each time (hundreds when the
+    demo is seeded). It says nothing about our data, so it is dropped here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "write_like_original" not in record.getMessage()
+
+
+logging.getLogger("pydicom").addFilter(_DropWriteLikeOriginal())
+warnings.filterwarnings("ignore", message=".*write_like_original.*", category=DeprecationWarning)
 
 T = TypeVar("T")
 

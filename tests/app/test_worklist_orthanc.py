@@ -36,7 +36,7 @@ def _ct(tag: str) -> Dataset:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "app", *args], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "app", *args], capture_output=True, text=True, timeout=300, check=False
     )
 
 

@@ -85,10 +85,10 @@ def start_orthanc(folder: Path, *, extra: dict[str, object] | None = None) -> Or
         config.update(extra)
     config_path = folder / "orthanc.json"
     config_path.write_text(json.dumps(config, indent=2))
-    log = open(folder / "orthanc.log", "wb")
-    process = subprocess.Popen(
-        [ORTHANC_BIN, str(config_path)], stdout=log, stderr=subprocess.STDOUT
-    )
+    with open(folder / "orthanc.log", "wb") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [ORTHANC_BIN, str(config_path)], stdout=log, stderr=subprocess.STDOUT
+        )
     server = OrthancServer(process=process, http_port=http_port, folder=folder)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -79,21 +79,21 @@ def test_scroll_keys_and_wheel_change_the_slice(viewer: SliceViewer, qtbot: QtBo
 
 def test_presets_reset_and_drag_change_window(viewer: SliceViewer, qtbot: QtBot) -> None:
     viewer.show_volume(make_volume(np.zeros((3, 16, 16)), window=(300.0, 1200.0)))
-    assert viewer.window == (300.0, 1200.0)
+    assert viewer.window_level == (300.0, 1200.0)
     with qtbot.waitSignal(viewer.sig_window_changed) as blocker:
         qtbot.keyClick(viewer, Qt.Key.Key_1)
     assert blocker.args == [40.0, 80.0]
     for n, (_, center, width) in enumerate(PRESETS):
         qtbot.keyClick(viewer, getattr(Qt.Key, f"Key_{n + 1}"))
-        assert viewer.window == (center, width)
-    assert viewer.window == (60.0, 160.0)  # 8: liver
+        assert viewer.window_level == (center, width)
+    assert viewer.window_level == (60.0, 160.0)  # 8: liver
     qtbot.keyClick(viewer, Qt.Key.Key_R)
-    assert viewer.window == (300.0, 1200.0)
+    assert viewer.window_level == (300.0, 1200.0)
     target = viewer._vtk
     qtbot.mousePress(target, Qt.MouseButton.LeftButton, pos=QPoint(100, 100))
     qtbot.mouseMove(target, QPoint(160, 130))
     qtbot.mouseRelease(target, Qt.MouseButton.LeftButton, pos=QPoint(160, 130))
-    center, width = viewer.window
+    center, width = viewer.window_level
     assert width > 1200.0 and center > 300.0  # right widens, down raises the level
 
 
