@@ -20,7 +20,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from app.archive.protocol import ImageArchive, InstanceRef
@@ -147,21 +147,7 @@ class WorklistService:
         unranked.sort(
             key=lambda i: (-i.score, -(i.waiting_minutes or 0.0), i.study.study_uid)
         )
-        items = tuple(
-            WorklistItem(
-                study=i.study,
-                rank=n,
-                score=i.score,
-                reason=i.reason,
-                ai_status=i.ai_status,
-                critical=i.critical,
-                findings=i.findings,
-                terms=i.terms,
-                problems=i.problems,
-                waiting_minutes=i.waiting_minutes,
-            )
-            for n, i in enumerate(unranked, start=1)
-        )
+        items = tuple(replace(item, rank=n) for n, item in enumerate(unranked, start=1))
         return Worklist(items, now, tuple(errors), self.archive.description)
 
     def results_for(self, study_uid: str) -> list[AIResult]:
