@@ -183,7 +183,7 @@ async def capture(window: MainWindow, path: Path, open_study_uid: str | None) ->
     uid = open_study_uid or (built.items[0].study.study_uid if built.items else None)
     if uid is not None:
         window.worklist_panel.select_study(uid, emit=False)
-        if not await window.open_study(uid):
+        if not await window.open_study(uid) and not window.study_view.has_no_images:
             why = window.last_error or "no image could be shown"
             raise ScreenshotError(f"study {uid} could not be shown: {why}")
     await asyncio.sleep(0.3)  # let the splitter, cards and GL area settle after the last layout

@@ -58,6 +58,7 @@ class StudyView(QWidget):
         super().__init__(parent)
         self._archive = archive
         self._ops = ops
+        self.has_no_images = False  # the open study has no image series to show
         self.series_combo = QComboBox(self)
         self.series_combo.setToolTip("Image series of this study")
         self.series_combo.setMinimumContentsLength(16)
@@ -114,6 +115,7 @@ class StudyView(QWidget):
         self._series_of_sop = {}
         self._pending_finding = None
         self._highlight = None
+        self.has_no_images = False
         self.title.setText(title)
         self.title.setToolTip(title)
         self.series_combo.clear()
@@ -136,6 +138,8 @@ class StudyView(QWidget):
                 f"{ref.modality} {ref.description or 'series'}{count}".strip(), ref.series_uid
             )
         if not series:
+            # A real state, not a failure: e.g. a study that holds only reports.
+            self.has_no_images = True
             self.viewer.clear("This study has no image series")
             return False
         self._series_of_sop = series_of_sop

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.archive.client import DicomClientArchive, open_dicomweb
+from app.archive.client import DicomClientArchive, open_dicomweb, open_local
 from app.demo import ensure_demo_archive, seed_target
 from app.demo import seed as seed_module
 from app.demo.catalog import STUDIES
@@ -100,3 +100,16 @@ def test_seed_target_orthanc(empty_orthanc: OrthancServer) -> None:
     assert progress[0] == (0, count) and progress[-1] == (count, count)
     assert len(progress) == 2 + (count - 1) // seed_module.BATCH_SIZE
     _check_contents(open_dicomweb(empty_orthanc.dicomweb_url))
+
+
+def test_seed_demo_cli_into_a_folder(tmp_path: Path) -> None:
+    """`companion seed-demo FOLDER` stores the set; a bad target is one line and non-zero."""
+    from tests.app.test_worklist_orthanc import run_cli
+
+    target = tmp_path / "archive"
+    proc = run_cli("seed-demo", str(target))
+    assert proc.returncode == 0, proc.stderr
+    assert f"Stored {EXPECTED_INSTANCES} demo instances" in proc.stdout
+    _check_contents(open_local(target))
+    proc = run_cli("seed-demo", "http://127.0.0.1:9/dicom-web")
+    assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1

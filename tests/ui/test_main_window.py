@@ -179,3 +179,25 @@ def test_screenshot_of_the_demo_archive(tmp_path: Path, qapp: QApplication) -> N
     image = QImage(str(path)).convertToFormat(QImage.Format.Format_Grayscale8)
     data = np.frombuffer(image.constBits(), np.uint8, count=image.sizeInBytes())
     assert data.std() > 20  # not an empty window
+
+
+def test_study_without_images_shows_its_findings(tmp_path: Path, qapp: QApplication) -> None:
+    """A study holding only an AI SR (no pixel data) opens: cards, and a clear message."""
+    import copy
+
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    from app.archive.client import open_local
+    from tests.app.test_sr_reader import _third_party_sr
+
+    ct = copy.deepcopy(pydicom.examples.ct)
+    ct.StudyInstanceUID, ct.SOPInstanceUID = generate_uid(), generate_uid()
+    archive = open_local(tmp_path / "sr-only")
+    archive.store([_third_party_sr(ct)])
+    service = WorklistService(archive, Settings().weights)
+    assert len(service.findings_for(ct.StudyInstanceUID)) == 2
+    path = tmp_path / "sr-only.png"
+    code = run_gui(archive, service, Settings(), mode_label="test",
+                   open_study_uid=ct.StudyInstanceUID, screenshot=path)
+    assert code == 0 and path.exists()
