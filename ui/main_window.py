@@ -149,7 +149,10 @@ class MainWindow(QMainWindow):
         generation = self._open_generation
         item = self.worklist.item(study_uid) if self.worklist else None
         study = item.study if item else None
-        parts = (study.modality, study.description, study.accession) if study else ()
+        # Who the images belong to is on screen (never in logs): a reader must be able to
+        # check the patient before acting on a finding.
+        patient = _patient_label(study.patient_name, study.patient_id) if study else ""
+        parts = (patient, study.description, study.accession) if study else ()
         title = " · ".join(p for p in parts if p) or "Study"
         self.findings_panel.set_loading()
         try:
@@ -203,3 +206,10 @@ class MainWindow(QMainWindow):
         self.ops.shutdown()
         super().closeEvent(event)
         self.sig_closed.emit()
+
+
+def _patient_label(name: str, patient_id: str) -> str:
+    """DICOM PN "FAMILY^GIVEN^MIDDLE" shown as "FAMILY, GIVEN MIDDLE (ID)"."""
+    family, _, rest = name.partition("^")
+    shown = family + (", " + " ".join(p for p in rest.split("^") if p) if rest.strip("^") else "")
+    return f"{shown} ({patient_id})" if patient_id else shown
