@@ -47,3 +47,7 @@ class ResultParseError(CompanionError):
 
 class DemoDataError(CompanionError):
     """The demo data set could not be generated or stored."""
+
+
+class AuditError(CompanionError):
+    """The audit trail cannot be written or read safely (insecure keyring, wrong key, bad event)."""

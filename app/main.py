@@ -4,6 +4,7 @@
     companion worklist [--demo | --server URL] [--json]
     companion findings STUDY_UID [--demo | --server URL] [--json]
     companion seed-demo TARGET [--seed N]
+    companion audit verify | export [--from ISO] [--to ISO] [--output FILE]
 
 Errors the user can act on (``CompanionError``) end the command with one line
 on stderr and a non-zero exit; nothing patient-identifying is printed to logs.
@@ -68,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     sd = sub.add_parser("seed-demo", help="store the demo data set into an archive")
     sd.add_argument("target", metavar="TARGET", help="DICOMweb root URL or a local folder")
     sd.add_argument("--seed", type=int, default=0, help="demo data seed (default 0)")
+
+    from app.audit import cli as audit_cli
+
+    audit_cli.add_parsers(sub)
     return parser
 
 
@@ -84,6 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _findings(args)
         if args.command == "seed-demo":
             return _seed_demo(args)
+        if args.command == "audit":
+            from app.audit import cli as audit_cli
+
+            return audit_cli.run(args)
         return _gui(args)
     except CompanionError as exc:
         print(f"companion: error: {exc}", file=sys.stderr)
