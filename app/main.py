@@ -4,6 +4,7 @@
     companion worklist [--demo | --server URL] [--json]
     companion findings STUDY_UID [--demo | --server URL] [--json]
     companion seed-demo TARGET [--seed N]
+    companion outbox status [--json] | flush [--demo | --server URL] | retry ID | discard ID
     companion audit verify | export [--from ISO] [--to ISO] [--output FILE]
 
 Errors the user can act on (``CompanionError``) end the command with one line
@@ -71,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     sd.add_argument("--seed", type=int, default=0, help="demo data seed (default 0)")
 
     from app.audit import cli as audit_cli
+    from app.delivery import cli as outbox_cli
 
+    outbox_cli.add_parsers(sub)
     audit_cli.add_parsers(sub)
     return parser
 
@@ -89,6 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _findings(args)
         if args.command == "seed-demo":
             return _seed_demo(args)
+        if args.command == "outbox":
+            from app.delivery import cli as outbox_cli
+
+            return outbox_cli.run(args)
         if args.command == "audit":
             from app.audit import cli as audit_cli
 

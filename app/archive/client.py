@@ -256,10 +256,14 @@ class DicomClientArchive:
             ),
         )
 
-    def store(self, datasets: Sequence[Dataset]) -> None:
+    def store(self, datasets: Sequence[Dataset]) -> Dataset:
         if not datasets:
-            return
-        self._call("store instances", lambda: self._client.store_instances(list(datasets)))
+            return Dataset()
+        response = self._call(
+            "store instances", lambda: self._client.store_instances(list(datasets))
+        )
+        # STOW-RS answers with Referenced / Failed SOP Sequences; the file client with nothing.
+        return response if isinstance(response, Dataset) else Dataset()
 
 
 def open_dicomweb(

@@ -1,0 +1,184 @@
+"""The background sender: stores outbox items in the archive with STOW-RS.
+
+One object per STOW-RS request, so one bad object never holds back the others
+and every answer is about exactly one instance. Before sending, the frozen
+bytes are checked against the SHA-256 committed with them. After any unclear
+outcome (see ``policy``) the instance is looked up by UID (QIDO-RS) before it is
+sent again; found means sent. dicomweb-client's own retries are off
+(``open_dicomweb``): this module owns retrying.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from io import BytesIO
+
+import pydicom
+from pydicom.dataset import Dataset
+
+from app.archive.protocol import ImageArchive
+from app.delivery.outbox import Outbox, OutboxItem, sha256_hex
+from app.delivery.policy import Action, Outcome, classify_error, classify_response, retry_delay
+from app.errors import ArchiveError, NotFoundError
+
+log = logging.getLogger(__name__)
+
+IDLE_POLL_S = 5.0
+
+
+@dataclass
+class RunReport:
+    """What one ``run_once`` did, by outbox item id."""
+
+    sent: list[int] = field(default_factory=list)
+    parked: list[int] = field(default_factory=list)
+    retrying: list[int] = field(default_factory=list)
+    unreachable: str = ""  # why the archive could not be reached, when it could not
+
+    @property
+    def attempted(self) -> int:
+        return len(self.sent) + len(self.parked) + len(self.retrying)
+
+
+class Sender:
+    """Sends due outbox items to ``archive``; ``run_once`` for a pass, ``start`` for a thread."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        archive: ImageArchive,
+        *,
+        rng: random.Random | None = None,
+        on_change: Callable[[RunReport], None] | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.archive = archive
+        self._rng = rng or random.Random()
+        self._on_change = on_change
+        self._recovered = False
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._run_lock = threading.Lock()
+
+    # -- one pass ---------------------------------------------------------------
+    def run_once(self) -> RunReport:
+        """Send every item that is due now. Stops early when the archive is unreachable
+        (the rest stay due and are tried on the next pass)."""
+        with self._run_lock:
+            if not self._recovered:
+                self.outbox.recover_interrupted()
+                self._recovered = True
+            report = RunReport()
+            while not self._stop.is_set():
+                item = self.outbox.claim_next()
+                if item is None:
+                    break
+                try:
+                    outcome = self._deliver(item)
+                except Exception as exc:  # never leave an item in "sending" for this process
+                    log.exception("outbox item %d: unexpected failure while sending", item.id)
+                    outcome = Outcome(Action.UNCLEAR, f"unexpected failure: {type(exc).__name__}")
+                self._record(item, outcome, report)
+                if outcome.unreachable and outcome.action in (Action.RETRY, Action.UNCLEAR):
+                    report.unreachable = outcome.reason
+                    break
+        if report.attempted and self._on_change is not None:
+            self._on_change(report)
+        return report
+
+    def _deliver(self, item: OutboxItem) -> Outcome:
+        data = self.outbox.data(item.id)
+        if sha256_hex(data) != item.sha256:
+            log.error("outbox item %d: stored bytes do not match their SHA-256", item.id)
+            return Outcome(Action.PARK, "integrity check failed: the stored bytes do not match "
+                           "their SHA-256; not sent")
+        if item.verify_first:
+            found = self._lookup(item)
+            if isinstance(found, Outcome):
+                return found
+            if found:
+                return Outcome(Action.SENT, "found in the archive by UID")
+        try:
+            response = self._store(data)
+        except ArchiveError as exc:
+            outcome = classify_error(exc)
+        else:
+            outcome = classify_response(response, item.sop_instance_uid)
+        if outcome.action is Action.UNCLEAR:
+            found = self._lookup(item)
+            if found is True:
+                return Outcome(Action.SENT, "found in the archive by UID after an unclear answer")
+        return outcome
+
+    def _store(self, data: bytes) -> Dataset:
+        return self.archive.store([pydicom.dcmread(BytesIO(data))])
+
+    def _lookup(self, item: OutboxItem) -> bool | Outcome:
+        """Is the instance in the archive? An ``Outcome`` when the lookup itself failed."""
+        try:
+            refs = self.archive.search_instances(
+                study_uid=item.study_instance_uid, series_uid=item.series_instance_uid
+            )
+        except NotFoundError:
+            return False
+        except ArchiveError as exc:
+            outcome = classify_error(exc)
+            # Whatever the lookup's problem, the item's outcome stays unknown.
+            return Outcome(Action.UNCLEAR, f"lookup by UID failed: {outcome.reason}",
+                           outcome.server_message, outcome.retry_after_s,
+                           unreachable=outcome.unreachable)
+        return any(ref.sop_uid == item.sop_instance_uid for ref in refs)
+
+    def _record(self, item: OutboxItem, outcome: Outcome, report: RunReport) -> None:
+        if outcome.action is Action.SENT:
+            self.outbox.mark_sent(item.id, outcome.reason)
+            report.sent.append(item.id)
+            log.info("outbox item %d stored (%s)", item.id, outcome.reason or "ok")
+        elif outcome.action is Action.PARK:
+            self.outbox.mark_parked(item.id, outcome.reason, outcome.server_message)
+            report.parked.append(item.id)
+            log.warning("outbox item %d parked: %s", item.id, outcome.reason)
+        else:
+            delay = retry_delay(outcome, item.attempts, self._rng)
+            self.outbox.mark_retry(
+                item.id, delay, outcome.reason,
+                verify_first=outcome.action is Action.UNCLEAR,
+                server_message=outcome.server_message,
+            )
+            report.retrying.append(item.id)
+            log.info("outbox item %d: %s; next try in %.1f s", item.id, outcome.reason, delay)
+
+    # -- background thread ------------------------------------------------------
+    def start(self) -> None:
+        """Run passes on a daemon thread until ``stop``; ``wake`` after a submit."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="outbox-sender", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # a broken pass must not end the thread; the next one retries
+                log.exception("outbox sender pass failed")
+            due_in = self.outbox.next_due_in()
+            wait = IDLE_POLL_S if due_in is None else min(max(due_in, 0.05), IDLE_POLL_S)
+            self._wake.wait(wait)
+            self._wake.clear()
