@@ -27,7 +27,7 @@ from app.delivery.policy import (
     retry_delay,
 )
 from app.errors import ArchiveHTTPError, ArchiveUnreachable
-from tests.support import outbox_data
+from tests.support import dicom_data
 
 
 class FakeClock:
@@ -40,7 +40,7 @@ class FakeClock:
 
 @pytest.fixture(scope="module")
 def srs() -> list[Dataset]:
-    return [outbox_data.sr(f"unit-{i}") for i in range(3)]
+    return [dicom_data.sr(f"unit-{i}") for i in range(3)]
 
 
 def test_submit_commits_frozen_bytes_that_survive_a_restart(tmp_path: Path, srs: list[Dataset]) -> None:

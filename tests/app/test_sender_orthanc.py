@@ -24,7 +24,7 @@ from app.archive.client import open_dicomweb
 from app.delivery import cli
 from app.delivery.outbox import Outbox, OutgoingObject, sha256_hex
 from app.delivery.sender import Sender
-from tests.support import orthanc, outbox_data
+from tests.support import dicom_data, orthanc
 
 pytestmark = pytest.mark.orthanc
 
@@ -53,7 +53,7 @@ class CountingSession(requests.Session):
 
 
 def _srs(tag: str, n: int) -> list[Dataset]:
-    return [outbox_data.sr(f"{tag}-{i}") for i in range(n)]
+    return [dicom_data.sr(f"{tag}-{i}") for i in range(n)]
 
 
 def _copies_in(server: orthanc.OrthancServer, sop_uid: str) -> int:
@@ -271,7 +271,7 @@ def stub() -> Iterator[StubArchive]:
 
 @pytest.fixture(scope="module")
 def one_sr() -> Dataset:
-    return outbox_data.sr("stub-0")
+    return dicom_data.sr("stub-0")
 
 
 @pytest.mark.parametrize("status", [400, 403, 409, 415])

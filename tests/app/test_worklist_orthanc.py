@@ -2,33 +2,27 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import subprocess
 import sys
 from collections.abc import Sequence
 
-import pydicom
 import pytest
 from pydicom.dataset import Dataset
-from pydicom.uid import generate_uid
 
 from app.archive.client import open_dicomweb
 from app.domain import AIStatus
 from app.settings import WorklistWeights
 from app.worklist.service import WorklistService
 from tests.app.test_sr_reader import _third_party_sr
+from tests.support import dicom_data
 from tests.support.orthanc import OrthancServer, free_port
 
 pytestmark = pytest.mark.orthanc
 
 
 def _ct(tag: str) -> Dataset:
-    ds = copy.deepcopy(pydicom.examples.ct)
-    ds.StudyInstanceUID = generate_uid(entropy_srcs=[f"study-{tag}"])
-    ds.SeriesInstanceUID = generate_uid(entropy_srcs=[f"series-{tag}"])
-    ds.SOPInstanceUID = generate_uid(entropy_srcs=[f"sop-{tag}"])
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds = dicom_data.image(tag, prefix="worklist")
     ds.AccessionNumber = f"ACC-{tag}"
     ds.StudyDescription = f"study {tag}"
     return ds

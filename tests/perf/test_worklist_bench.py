@@ -14,7 +14,6 @@ The test asserts only that the builds are right, never a time.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shutil
@@ -26,16 +25,14 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from pydicom.uid import generate_uid
 
 from app.archive import dicomjson
 from app.archive.client import open_dicomweb
-from app.domain import Algorithm, Finding, Measurement, Region, Urgency
+from app.domain import Measurement, Urgency
 from app.results import codes
-from app.results.sr_writer import build_ai_result_sr
 from app.settings import WorklistWeights
 from app.worklist.service import WorklistService
-from tests.support import orthanc
+from tests.support import dicom_data, orthanc
 
 pytestmark = pytest.mark.perf
 
@@ -43,21 +40,13 @@ N_STUDIES = int(os.environ.get("BENCH_STUDIES", "60"))
 N_SRS = int(os.environ.get("BENCH_SRS", "24"))
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 WORKERS = 4
-ALGO = Algorithm("ICH Detect", "2.1.0", "Demo AI Labs")
 
 
 def _datasets(n_studies: int, n_srs: int) -> list[pydicom.Dataset]:
-    base = pydicom.examples.ct
     out: list[pydicom.Dataset] = []
     start = datetime(2026, 11, 28, 8, 0)
     for i in range(n_studies):
-        img = copy.deepcopy(base)
-        img.StudyInstanceUID = generate_uid(entropy_srcs=[f"bench-study-{i}"])
-        img.SeriesInstanceUID = generate_uid(entropy_srcs=[f"bench-series-{i}"])
-        img.SOPInstanceUID = generate_uid(entropy_srcs=[f"bench-sop-{i}"])
-        img.file_meta.MediaStorageSOPInstanceUID = img.SOPInstanceUID
-        img.PatientID = f"BENCH{i:04d}"
-        img.PatientName = f"BENCH^{i:04d}"
+        img = dicom_data.image(str(i), prefix="bench")
         img.AccessionNumber = f"B{i:06d}"
         img.StudyDescription = "CT HEAD WO CONTRAST"
         img.StudyDate = (start - timedelta(minutes=i)).strftime("%Y%m%d")
@@ -65,37 +54,15 @@ def _datasets(n_studies: int, n_srs: int) -> list[pydicom.Dataset]:
         out.append(img)
         if i < n_srs:
             urgency = [Urgency.CRITICAL, Urgency.URGENT, Urgency.ROUTINE][i % 3]
-            finding = Finding(
-                tracking_uid=generate_uid(entropy_srcs=[f"bench-track-{i}"]),
-                finding=codes.INTRACRANIAL_HEMORRHAGE,
-                site=codes.BRAIN,
-                certainty=0.5 + (i % 50) / 100,
-                urgency=urgency,
-                algorithm=ALGO,
-                regions=(
-                    Region(
-                        "POLYLINE",
-                        ((10.0, 10.0), (30.0, 10.0), (30.0, 30.0), (10.0, 10.0)),
-                        referenced_sop_uid=img.SOPInstanceUID,
-                        referenced_sop_class_uid=img.SOPClassUID,
-                    ),
-                ),
-                measurements=(
-                    # a measurement per finding, as the demo's hemorrhage volume
-                    Measurement(
-                        codes.VOLUME, 4.2, codes.MILLILITER
-                    ),
-                ),
-                source_sop_uid="",
-                tracking_id=f"finding {i}",
-            )
+            volume = (Measurement(codes.VOLUME, 4.2, codes.MILLILITER),)
             out.append(
-                build_ai_result_sr(
-                    [img],
-                    ALGO,
-                    [finding],
-                    series_instance_uid=generate_uid(entropy_srcs=[f"bench-sr-series-{i}"]),
-                    sop_instance_uid=generate_uid(entropy_srcs=[f"bench-sr-{i}"]),
+                dicom_data.sr(
+                    str(i),
+                    img,
+                    prefix="bench",
+                    urgency=urgency,
+                    certainty=0.5 + (i % 50) / 100,
+                    measurements=volume,
                 )
             )
     return out
@@ -120,12 +87,31 @@ def _curl_raw(server: orthanc.OrthancServer, sr_paths: list[str], tmp: Path) -> 
     t0 = time.perf_counter()
     for url in (qido_studies, qido_srs):
         subprocess.run(
-            ["curl", "-sf", "-o", str(tmp / "qido.json"), "-H", "Accept: application/dicom+json", url],
+            [
+                "curl",
+                "-sf",
+                "-o",
+                str(tmp / "qido.json"),
+                "-H",
+                "Accept: application/dicom+json",
+                url,
+            ],
             check=True,
         )
     if sr_paths:
         subprocess.run(
-            ["curl", "-sf", "--no-progress-meter", "--parallel", "--parallel-max", str(WORKERS), "-H", accept, "-K", str(config)],
+            [
+                "curl",
+                "-sf",
+                "--no-progress-meter",
+                "--parallel",
+                "--parallel-max",
+                str(WORKERS),
+                "-H",
+                accept,
+                "-K",
+                str(config),
+            ],
             check=True,
         )
     return time.perf_counter() - t0
