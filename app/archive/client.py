@@ -176,7 +176,23 @@ class DicomClientArchive:
                 get_remaining=True,
             ),
         )
-        return [dicomjson.series_from_json(item, study_uid) for item in items or []]
+        return [
+            self._complete_series(dicomjson.series_from_json(item, study_uid))
+            for item in items or []
+        ]
+
+    def _complete_series(self, series: SeriesRef) -> SeriesRef:
+        """Fill a series' description and size where the index lacks them (the local
+        archive's always does) from its instance list and first header."""
+        if series.description and series.num_instances is not None:
+            return series
+        instances = self.search_instances(series.study_uid, series.series_uid)
+        description = series.description
+        if not description and instances:
+            first = instances[0]
+            meta = self.retrieve_instance_metadata(first.study_uid, first.series_uid, first.sop_uid)
+            description = dicomjson.text(meta, dicomjson.SERIES_DESCRIPTION)
+        return replace(series, description=description, num_instances=len(instances))
 
     def search_instances(
         self,

@@ -14,12 +14,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 from pydicom.dataset import Dataset
 
-from app.archive import dicomjson
 from app.archive.protocol import ImageArchive
 from app.domain import NON_IMAGING_MODALITIES, Region, SeriesRef
 from app.errors import CompanionError
@@ -83,13 +82,9 @@ class ImageVolume:
 
 # -- series choice ------------------------------------------------------------------
 def display_series(archive: ImageArchive, study_uid: str) -> list[SeriesRef]:
-    """The study's image series (no SR/SEG/KO/PR/...), biggest first.
-
-    Where the archive's index lacks a series' description or size (the local
-    archive's does), they are read from the series' first instance header.
-    """
+    """The study's image series (no SR/SEG/KO/PR/...), biggest first."""
     series = [
-        _complete(archive, s)
+        s
         for s in archive.search_series(study_uid)
         if (s.modality or "").upper() not in NON_IMAGING_MODALITIES
     ]
@@ -97,18 +92,6 @@ def display_series(archive: ImageArchive, study_uid: str) -> list[SeriesRef]:
         series,
         key=lambda s: (-(s.num_instances or 0), s.number if s.number is not None else 1 << 30),
     )
-
-
-def _complete(archive: ImageArchive, series: SeriesRef) -> SeriesRef:
-    if series.description and series.num_instances is not None:
-        return series
-    instances = archive.search_instances(series.study_uid, series.series_uid)
-    description = series.description
-    if not description and instances:
-        first = instances[0]
-        meta = archive.retrieve_instance_metadata(first.study_uid, first.series_uid, first.sop_uid)
-        description = dicomjson.text(meta, dicomjson.SERIES_DESCRIPTION)
-    return replace(series, description=description, num_instances=len(instances))
 
 
 # -- loading ------------------------------------------------------------------------
