@@ -9,11 +9,23 @@ from app.archive.client import open_dicomweb
 from app.archive.protocol import ImageArchive
 from app.settings import Settings
 
+DEMO_DESTINATION = "demo"
+
 
 @dataclass(frozen=True)
 class Connection:
     archive: ImageArchive
     mode_label: str  # "Offline demo" or "DICOMweb"
+    destination: str = DEMO_DESTINATION  # where write-back goes: the archive's URL, or "demo"
+
+    @property
+    def demo(self) -> bool:
+        return self.destination == DEMO_DESTINATION
+
+
+def is_demo(settings: Settings, *, demo: bool = False, server: str | None = None) -> bool:
+    """Whether ``connect`` with these arguments picks the offline demo."""
+    return not server and (demo or not settings.active_profile)
 
 
 def connect(
@@ -25,13 +37,13 @@ def connect(
 ) -> Connection:
     """``--server URL`` wins, then ``--demo``, then the active profile; no server → offline demo."""
     if server:
-        return Connection(open_dicomweb(server), "DICOMweb")
+        return Connection(open_dicomweb(server), "DICOMweb", server.rstrip("/"))
     if not demo and settings.active_profile:
         from app.security.http_auth import session_for
 
         profile = settings.profile(settings.active_profile)
         archive = open_dicomweb(profile.url, session=session_for(profile))
-        return Connection(archive, f"DICOMweb · {profile.name}")
+        return Connection(archive, f"DICOMweb · {profile.name}", profile.url.rstrip("/"))
     from app.demo.seed import ensure_demo_archive
 
     return Connection(

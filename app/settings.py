@@ -45,6 +45,20 @@ def data_dir() -> Path:
     return _base("data")
 
 
+JOURNAL_FILE = "journal.sqlite3"
+DEMO_JOURNAL_FILE = "demo-journal.sqlite3"
+
+
+def journal_path(demo: bool = False) -> Path:
+    """The one SQLite file that holds the outbox, the audit log and the review records.
+
+    One file, because a submitted review's decisions, its audit entries and the SRs
+    to send must commit in one transaction (SQLite is atomic across tables of one
+    file; across attached files in WAL mode it is not). The offline demo has its own,
+    so demo reviews never reach a real archive or a real audit chain."""
+    return data_dir() / (DEMO_JOURNAL_FILE if demo else JOURNAL_FILE)
+
+
 def cache_dir() -> Path:
     return _base("cache")
 
@@ -101,6 +115,13 @@ class Settings:
     full_resync_seconds: int = 300  # a full study search at least this often
     series_cache_mb: int = 1024
     demo_seed: int = 0
+    # The reader as the review SRs name them (until sign-in supplies it): a DICOM person
+    # name "FAMILY^GIVEN"; empty means the OS account name. ``reader_id`` defaults to
+    # the OS account.
+    reader_id: str = ""
+    reader_name: str = ""
+    reader_organization: str = ""
+    reader_role: str = "Radiologist"
 
     def profile(self, name: str) -> ConnectionProfile:
         for p in self.profiles:

@@ -34,7 +34,7 @@ def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="FILE",
-        help="audit database (default: audit.sqlite3 in the app's data folder)",
+        help="audit database (default: journal.sqlite3 in the app's data folder)",
     )
     actions = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
     actions.add_parser(

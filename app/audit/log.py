@@ -45,16 +45,15 @@ from typing import Self
 from app.audit.events import AuditEvent, EventKind, Outcome, canonical_json, format_time
 from app.audit.key import key_fingerprint, load_key
 from app.errors import AuditError
-from app.settings import data_dir
+from app.settings import journal_path
 
 __all__ = ["AuditEntry", "AuditEvent", "AuditLog", "EventKind", "Outcome", "VerifyResult"]
 
-AUDIT_FILE = "audit.sqlite3"
 GENESIS = bytes(32)
 SCHEMA_VERSION = "1"
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS entries (
+CREATE TABLE IF NOT EXISTS audit_entry (
     seq INTEGER PRIMARY KEY,
     time TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -67,14 +66,14 @@ CREATE TABLE IF NOT EXISTS entries (
     details TEXT NOT NULL,
     mac TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS entries_time ON entries (time);
-CREATE TABLE IF NOT EXISTS head (
+CREATE INDEX IF NOT EXISTS audit_entry_time ON audit_entry (time);
+CREATE TABLE IF NOT EXISTS audit_head (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     seq INTEGER NOT NULL,
     mac TEXT NOT NULL,
     head_mac TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 _COLUMNS = (
@@ -83,7 +82,9 @@ _COLUMNS = (
 
 
 def default_path() -> Path:
-    return data_dir() / AUDIT_FILE
+    """The app's journal database: the audit tables live beside the outbox's, so a
+    review's decisions, audit entries and SRs commit in one transaction."""
+    return journal_path()
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ class AuditLog:
                 for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
                     self._conn.execute(statement)
                 self._conn.execute(
-                    "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', ?)",
+                    "INSERT OR IGNORE INTO audit_meta (name, value) VALUES ('schema_version', ?)",
                     (SCHEMA_VERSION,),
                 )
                 self._conn.execute("COMMIT")
@@ -202,63 +203,90 @@ class AuditLog:
         events = list(events)
         if not events:
             return []
-        key = self._get_key(create=True)
-        fingerprint = key_fingerprint(key)
         with self._lock:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")  # one writer across threads and processes
             try:
-                seq, prev_hex = self._checked_head(conn, key, fingerprint)
-                seqs = []
-                for event in events:
-                    seq += 1
-                    record = {"seq": seq, **event.to_record()}
-                    mac_hex = _entry_mac(key, bytes.fromhex(prev_hex), record).hex()
-                    conn.execute(
-                        f"INSERT INTO entries ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                        (
-                            seq,
-                            record["time"],
-                            record["kind"],
-                            record["user"],
-                            record["outcome"],
-                            record["study_uid"],
-                            canonical_json(record["sop_uids"]),
-                            record["patient_id"],
-                            record["patient_name"],
-                            canonical_json(record["details"]),
-                            mac_hex,
-                        ),
-                    )
-                    seqs.append(seq)
-                    prev_hex = mac_hex
-                conn.execute(
-                    "INSERT OR REPLACE INTO head (id, seq, mac, head_mac) VALUES (1, ?, ?, ?)",
-                    (seq, prev_hex, _head_mac(key, seq, prev_hex)),
-                )
+                seqs = self._write(conn, events)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
         return seqs
 
+    def append_in(self, conn: sqlite3.Connection, events: Iterable[AuditEvent]) -> list[int]:
+        """Write events inside a transaction the caller holds open on ``conn``.
+
+        This is how the outbox commits a review's decisions, its audit entries and
+        the SRs to send atomically: ``conn`` must be a connection to this same
+        database file with a write transaction (``BEGIN IMMEDIATE``) already open;
+        the caller commits or rolls back.
+        """
+        events = list(events)
+        if not events:
+            return []
+        if not conn.in_transaction:
+            raise AuditError("append_in needs a transaction open on the connection")
+        row = conn.execute("PRAGMA database_list").fetchone()
+        if row is None or not row[2] or Path(row[2]).resolve() != self.path.resolve():
+            raise AuditError(
+                f"append_in: the connection is to {row[2] if row else '?'}, "
+                f"not to the audit log {self.path}"
+            )
+        return self._write(conn, events)
+
+    def _write(self, conn: sqlite3.Connection, events: list[AuditEvent]) -> list[int]:
+        """Chain and insert ``events`` and move the signed head; inside an open transaction."""
+        key = self._get_key(create=True)
+        seq, prev_hex = self._checked_head(conn, key, key_fingerprint(key))
+        seqs = []
+        for event in events:
+            seq += 1
+            record = {"seq": seq, **event.to_record()}
+            mac_hex = _entry_mac(key, bytes.fromhex(prev_hex), record).hex()
+            conn.execute(
+                f"INSERT INTO audit_entry ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    seq,
+                    record["time"],
+                    record["kind"],
+                    record["user"],
+                    record["outcome"],
+                    record["study_uid"],
+                    canonical_json(record["sop_uids"]),
+                    record["patient_id"],
+                    record["patient_name"],
+                    canonical_json(record["details"]),
+                    mac_hex,
+                ),
+            )
+            seqs.append(seq)
+            prev_hex = mac_hex
+        conn.execute(
+            "INSERT OR REPLACE INTO audit_head (id, seq, mac, head_mac) VALUES (1, ?, ?, ?)",
+            (seq, prev_hex, _head_mac(key, seq, prev_hex)),
+        )
+        return seqs
+
     def _checked_head(
         self, conn: sqlite3.Connection, key: bytes, fingerprint: str
     ) -> tuple[int, str]:
         """The (seq, mac) to chain the next entry to; refuses a wrong key or damaged head."""
-        stored = conn.execute("SELECT value FROM meta WHERE name = 'key_fingerprint'").fetchone()
+        stored = conn.execute(
+            "SELECT value FROM audit_meta WHERE name = 'key_fingerprint'"
+        ).fetchone()
         if stored is None:
             conn.execute(
-                "INSERT INTO meta (name, value) VALUES ('key_fingerprint', ?)", (fingerprint,)
+                "INSERT INTO audit_meta (name, value) VALUES ('key_fingerprint', ?)", (fingerprint,)
             )
         elif stored[0] != fingerprint:
             raise AuditError(
                 f"the audit key in the OS keyring is not the key {self.path} was written with; "
                 "refusing to append"
             )
-        head = conn.execute("SELECT seq, mac, head_mac FROM head WHERE id = 1").fetchone()
+        head = conn.execute("SELECT seq, mac, head_mac FROM audit_head WHERE id = 1").fetchone()
         if head is None:
-            if conn.execute("SELECT 1 FROM entries LIMIT 1").fetchone():
+            if conn.execute("SELECT 1 FROM audit_entry LIMIT 1").fetchone():
                 raise AuditError(
                     f"the audit log {self.path} has entries but no signed head; "
                     "run 'companion audit verify'"
@@ -277,7 +305,7 @@ class AuditLog:
         self, start: datetime | None = None, end: datetime | None = None
     ) -> Iterator[AuditEntry]:
         """Stored entries in seq order, optionally with start <= time < end."""
-        sql = f"SELECT {_COLUMNS} FROM entries"
+        sql = f"SELECT {_COLUMNS} FROM audit_entry"
         clauses, params = [], []
         if start is not None:
             clauses.append("time >= ?")
@@ -296,19 +324,21 @@ class AuditLog:
 
     def __len__(self) -> int:
         with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
+            return int(self._conn.execute("SELECT COUNT(*) FROM audit_entry").fetchone()[0])
 
     def verify(self) -> VerifyResult:
         """Walk the whole chain and the signed head; see the module docstring for what is caught."""
         with self._lock:
             self._conn.execute("BEGIN")  # one consistent snapshot of entries and head
             try:
-                rows = self._conn.execute(f"SELECT {_COLUMNS} FROM entries ORDER BY seq").fetchall()
+                rows = self._conn.execute(
+                    f"SELECT {_COLUMNS} FROM audit_entry ORDER BY seq"
+                ).fetchall()
                 head = self._conn.execute(
-                    "SELECT seq, mac, head_mac FROM head WHERE id = 1"
+                    "SELECT seq, mac, head_mac FROM audit_head WHERE id = 1"
                 ).fetchone()
                 stored_fp = self._conn.execute(
-                    "SELECT value FROM meta WHERE name = 'key_fingerprint'"
+                    "SELECT value FROM audit_meta WHERE name = 'key_fingerprint'"
                 ).fetchone()
             finally:
                 self._conn.execute("COMMIT")

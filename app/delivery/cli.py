@@ -1,9 +1,12 @@
 """``companion outbox ...``: see and drive the outbox from the command line.
 
-    companion outbox status [--json]
+    companion [--demo] outbox status [--json]
     companion outbox flush [--demo | --server URL] [--timeout S]
-    companion outbox retry ID
-    companion outbox discard ID
+    companion [--demo] outbox retry ID
+    companion [--demo] outbox discard ID
+
+Like the app, with no server given and no active profile (or with ``--demo``) these act
+on the offline demo's own journal.
 
 ``add_parsers`` adds these to the app's parser; ``run`` executes the parsed args.
 """
@@ -14,15 +17,18 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.archive.protocol import ImageArchive
-from app.delivery.outbox import Outbox, OutboxItem
+from app.delivery.outbox import Extra, Outbox, OutboxItem
+from app.delivery.policy import Outcome
 from app.delivery.sender import RunReport, Sender
-from app.errors import CompanionError, ConfigError
+from app.errors import AuditError, CompanionError, ConfigError
+from app.settings import Settings, journal_path
 
 DEFAULT_FLUSH_TIMEOUT_S = 60.0
+BUSY_POLL_S = 0.2
 
 
 def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
@@ -32,7 +38,8 @@ def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--outbox-file", metavar="PATH", type=Path, default=None,
-        help="the outbox database (default: DATA_DIR/outbox.sqlite3)",
+        help="the outbox database (default: journal.sqlite3, with --demo demo-journal.sqlite3, "
+        "in the app's data folder)",
     )
     actions = parser.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
 
@@ -58,7 +65,15 @@ def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Execute ``companion outbox ...``; the exit code."""
     try:
-        outbox = Outbox(getattr(args, "outbox_file", None))
+        from app.connect import is_demo
+        from app.settings import load_settings
+
+        demo = is_demo(
+            load_settings(),
+            demo=bool(getattr(args, "demo", False)),
+            server=getattr(args, "server", None),
+        )
+        outbox = Outbox(getattr(args, "outbox_file", None) or journal_path(demo))
         try:
             command = args.outbox_command
             if command == "status":
@@ -97,7 +112,19 @@ def _status(outbox: Outbox, *, json_out: bool) -> int:
 
 
 def _flush(outbox: Outbox, args: argparse.Namespace) -> int:
-    sender = Sender(outbox, _archive(args))
+    from app.connect import connect
+    from app.settings import load_settings
+
+    settings = load_settings()
+    connection = connect(
+        settings, demo=bool(getattr(args, "demo", False)), server=getattr(args, "server", None)
+    )
+    sender = Sender(
+        outbox,
+        connection.archive,
+        journal=_send_audit(outbox, settings, connection.destination, connection.demo),
+        destination=connection.destination,
+    )
     deadline = time.monotonic() + max(0.0, float(args.timeout))
     total = RunReport()
     while time.monotonic() < deadline:
@@ -108,12 +135,26 @@ def _flush(outbox: Outbox, args: argparse.Namespace) -> int:
         if report.unreachable:
             total.unreachable = report.unreachable
             break
+        if report.busy and not total.busy:
+            print("companion: another companion process is sending this outbox; waiting",
+                  file=sys.stderr)
+        total.busy = report.busy
+        if report.busy:  # the running app is sending this outbox: wait for its pass to end
+            time.sleep(BUSY_POLL_S)
+            continue
         if not report.attempted:
             break
     for what, ids in (("sent", total.sent), ("parked", total.parked)):
         for item_id in ids:
             print(_line(what, outbox.get(item_id)))
     left = len(outbox.pending())
+    if total.busy:
+        print(
+            f"companion: error: another companion process kept sending this outbox for "
+            f"{float(args.timeout):g} s; {left} item(s) still pending (it sends them)",
+            file=sys.stderr,
+        )
+        return 1
     if total.unreachable:
         print(
             f"companion: error: the archive at {sender.archive.description} is unreachable "
@@ -125,16 +166,25 @@ def _flush(outbox: Outbox, args: argparse.Namespace) -> int:
     return 0
 
 
-def _archive(args: argparse.Namespace) -> ImageArchive:
-    from app.connect import connect
-    from app.settings import load_settings
+def _send_audit(
+    outbox: Outbox, settings: Settings, destination: str, demo: bool
+) -> Callable[[OutboxItem, Outcome], Extra] | None:
+    """Audit each send in the journal; without a usable audit key the items are still
+    sent (they are the reader's committed decisions), with a warning."""
+    from app.audit.log import AuditLog
+    from app.delivery.journal import send_audit_hook
+    from app.review.reader import current_reader
+    from app.review.services import audit_key
 
-    connection = connect(
-        load_settings(),
-        demo=bool(getattr(args, "demo", False)),
-        server=getattr(args, "server", None),
-    )
-    return connection.archive
+    try:
+        key, notice = audit_key(demo)
+    except AuditError as exc:
+        print(f"companion: warning: sends are not audited: {exc}", file=sys.stderr)
+        return None
+    if notice:
+        print(f"companion: note: {notice}", file=sys.stderr)
+    audit = AuditLog(outbox.path, key=key)
+    return send_audit_hook(audit, current_reader(settings).user_id, destination)
 
 
 def _line(what: str, item: OutboxItem) -> str:

@@ -35,11 +35,10 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from app.errors import CompanionError
-from app.settings import data_dir
+from app.settings import journal_path
 
 log = logging.getLogger(__name__)
 
-OUTBOX_FILE = "outbox.sqlite3"
 STATES = ("pending", "sending", "sent", "parked", "discarded")
 
 _SCHEMA = """
@@ -50,6 +49,7 @@ CREATE TABLE IF NOT EXISTS outbox_item (
     series_instance_uid TEXT NOT NULL,
     sop_class_uid TEXT NOT NULL,
     label TEXT NOT NULL DEFAULT '',
+    destination TEXT NOT NULL DEFAULT '',
     data BLOB NOT NULL,
     sha256 TEXT NOT NULL,
     state TEXT NOT NULL DEFAULT 'pending',
@@ -67,8 +67,11 @@ CREATE INDEX IF NOT EXISTS outbox_item_due ON outbox_item (state, next_attempt_a
 _COLUMNS = (
     "id, sop_instance_uid, study_instance_uid, series_instance_uid, sop_class_uid, label, "
     "sha256, state, attempts, next_attempt_at, verify_first, reason, server_message, "
-    "created_at, updated_at"
+    "created_at, updated_at, destination"
 )
+
+
+Extra = Callable[[sqlite3.Connection], None]
 
 
 class OutboxError(CompanionError):
@@ -101,6 +104,7 @@ class OutboxItem:
     server_message: str
     created_at: str
     updated_at: str
+    destination: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -117,6 +121,7 @@ class OutboxItem:
             "server_message": self.server_message,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "destination": self.destination,
         }
 
 
@@ -163,7 +168,7 @@ class Outbox:
     def __init__(
         self, path: Path | None = None, *, clock: Callable[[], float] = time.time
     ) -> None:
-        self.path = Path(path) if path is not None else data_dir() / OUTBOX_FILE
+        self.path = Path(path) if path is not None else journal_path()
         self._clock = clock
         self._lock = threading.RLock()
         try:
@@ -175,6 +180,11 @@ class Outbox:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(outbox_item)")}
+            if "destination" not in columns:  # a journal from before destinations
+                self._db.execute(
+                    "ALTER TABLE outbox_item ADD COLUMN destination TEXT NOT NULL DEFAULT ''"
+                )
         except (OSError, sqlite3.Error) as exc:
             raise OutboxError(f"cannot open the outbox at {self.path}: {exc}") from exc
 
@@ -198,9 +208,13 @@ class Outbox:
         self,
         items: Sequence[OutgoingObject],
         *,
-        extra: Callable[[sqlite3.Connection], None] | None = None,
+        extra: Extra | None = None,
+        destination: str = "",
     ) -> list[int]:
-        """Commit the objects (and ``extra``'s rows) in one transaction; returns their ids."""
+        """Commit the objects (and ``extra``'s rows) in one transaction; returns their ids.
+
+        ``destination`` names the archive the objects are for (its URL); a sender made
+        for another archive leaves them alone."""
         rows = []
         for item in items:
             ds = item.dataset
@@ -228,9 +242,9 @@ class Outbox:
                 cursor = db.execute(
                     "INSERT INTO outbox_item (sop_instance_uid, study_instance_uid,"
                     " series_instance_uid, sop_class_uid, label, data, sha256, state,"
-                    " next_attempt_at, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
-                    (*row, now, now),
+                    " next_attempt_at, created_at, updated_at, destination)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+                    (*row, now, now, destination),
                 )
                 ids.append(int(cursor.lastrowid or 0))
             if extra is not None:
@@ -238,7 +252,9 @@ class Outbox:
         log.info("outbox: %d object(s) committed (ids %s)", len(ids), ids)
         return ids
 
-    def _update(self, item_id: int, allowed: Sequence[str], **values: Any) -> None:
+    def _update(
+        self, item_id: int, allowed: Sequence[str], extra: Extra | None = None, **values: Any
+    ) -> None:
         values["updated_at"] = _now_text()
         assignments = ", ".join(f"{name} = ?" for name in values)
         marks = ", ".join("?" for _ in allowed)
@@ -254,14 +270,18 @@ class Outbox:
                 raise OutboxError(
                     f"outbox item {item_id} is {state}; expected one of {', '.join(allowed)}"
                 )
+            if extra is not None:
+                extra(db)
 
-    def claim_next(self) -> OutboxItem | None:
-        """The next due pending item, moved to ``sending``; None when nothing is due."""
+    def claim_next(self, destination: str | None = None) -> OutboxItem | None:
+        """The next due pending item (for ``destination``, or any when None), moved to
+        ``sending``; None when nothing is due."""
+        where, params = _for(destination)
         with self._transaction() as db:
             row = db.execute(
                 f"SELECT {_COLUMNS} FROM outbox_item WHERE state = 'pending'"
-                " AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT 1",
-                (self._clock(),),
+                f" AND next_attempt_at <= ?{where} ORDER BY next_attempt_at, id LIMIT 1",
+                (self._clock(), *params),
             ).fetchone()
             if row is None:
                 return None
@@ -284,23 +304,27 @@ class Outbox:
             log.info("outbox: %d item(s) interrupted while sending; will look them up", count)
         return count
 
-    def mark_sent(self, item_id: int, note: str = "") -> None:
-        self._update(item_id, ("sending", "pending"), state="sent", reason=note,
+    # ``extra`` (here and in ``submit``) writes the caller's rows, e.g. an audit entry
+    # for the send outcome, in the same transaction as the state change.
+    def mark_sent(self, item_id: int, note: str = "", *, extra: Extra | None = None) -> None:
+        self._update(item_id, ("sending", "pending"), extra, state="sent", reason=note,
                      server_message="", verify_first=0)
 
-    def mark_parked(self, item_id: int, reason: str, server_message: str = "") -> None:
-        self._update(item_id, ("sending", "pending"), state="parked", reason=reason,
+    def mark_parked(
+        self, item_id: int, reason: str, server_message: str = "", *, extra: Extra | None = None
+    ) -> None:
+        self._update(item_id, ("sending", "pending"), extra, state="parked", reason=reason,
                      server_message=server_message[:1000])
 
     def mark_retry(
         self, item_id: int, delay_s: float, reason: str, *, verify_first: bool = False,
-        server_message: str = "",
+        server_message: str = "", extra: Extra | None = None,
     ) -> None:
         """Back to pending, due after ``delay_s``; ``verify_first`` asks for a lookup first."""
         with self._lock:
             current = self.get(item_id)
             self._update(
-                item_id, ("sending", "pending"), state="pending",
+                item_id, ("sending", "pending"), extra, state="pending",
                 attempts=current.attempts + 1,
                 next_attempt_at=self._clock() + max(0.0, delay_s),
                 verify_first=int(verify_first or current.verify_first),
@@ -357,11 +381,13 @@ class Outbox:
             raise OutboxError(f"state must be one of {', '.join(STATES)}, got {state!r}")
         return self._select("state = ?", (state,))
 
-    def next_due_in(self) -> float | None:
+    def next_due_in(self, destination: str | None = None) -> float | None:
         """Seconds until the next pending item is due (0 if one is due); None if none pending."""
+        where, params = _for(destination)
         with self._lock:
             row = self._db.execute(
-                "SELECT MIN(next_attempt_at) FROM outbox_item WHERE state = 'pending'"
+                f"SELECT MIN(next_attempt_at) FROM outbox_item WHERE state = 'pending'{where}",
+                params,
             ).fetchone()
         if row is None or row[0] is None:
             return None
@@ -375,6 +401,14 @@ class Outbox:
         counts = {state: 0 for state in STATES}
         counts.update({str(state): int(n) for state, n in rows})
         return OutboxStatus(counts=counts, parked=self.parked())
+
+
+def _for(destination: str | None) -> tuple[str, tuple[str, ...]]:
+    """SQL condition (and its parameter) selecting one destination's items; an item
+    submitted without a destination ("") goes to any."""
+    if destination is None:
+        return "", ()
+    return " AND destination IN (?, '')", (destination,)
 
 
 def _item(row: Sequence[Any]) -> OutboxItem:
@@ -394,4 +428,5 @@ def _item(row: Sequence[Any]) -> OutboxItem:
         server_message=row[12],
         created_at=row[13],
         updated_at=row[14],
+        destination=row[15],
     )

@@ -5,7 +5,8 @@ and every answer is about exactly one instance. Before sending, the frozen
 bytes are checked against the SHA-256 committed with them. After any unclear
 outcome (see ``policy``) the instance is looked up by UID (QIDO-RS) before it is
 sent again; found means sent. dicomweb-client's own retries are off
-(``open_dicomweb``): this module owns retrying.
+(``open_dicomweb``): this module owns retrying. A pass runs only while it holds
+the outbox's send lock (``lock``), so two processes never send the same item.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from io import BytesIO
+from pathlib import Path
 
 import pydicom
 from pydicom.dataset import Dataset
 
 from app.archive.protocol import ImageArchive
-from app.delivery.outbox import Outbox, OutboxItem, sha256_hex
+from app.delivery.lock import SendLock
+from app.delivery.outbox import Extra, Outbox, OutboxItem, sha256_hex
 from app.delivery.policy import Action, Outcome, classify_error, classify_response, retry_delay
 from app.errors import ArchiveError, NotFoundError
 
@@ -38,6 +41,7 @@ class RunReport:
     parked: list[int] = field(default_factory=list)
     retrying: list[int] = field(default_factory=list)
     unreachable: str = ""  # why the archive could not be reached, when it could not
+    busy: bool = False  # another sender (another process) holds the outbox: nothing was tried
 
     @property
     def attempted(self) -> int:
@@ -54,12 +58,19 @@ class Sender:
         *,
         rng: random.Random | None = None,
         on_change: Callable[[RunReport], None] | None = None,
+        journal: Callable[[OutboxItem, Outcome], Extra | None] | None = None,
+        destination: str | None = None,
     ) -> None:
+        """``journal(item, outcome)`` may return rows to write in the same transaction as
+        the item's new state (the audit entry of each send; see ``app.delivery.journal``).
+        ``destination`` limits the sender to the items submitted for that archive."""
         self.outbox = outbox
+        self.destination = destination
+        self._journal = journal
         self.archive = archive
         self._rng = rng or random.Random()
         self._on_change = on_change
-        self._recovered = False
+        self._send_lock = SendLock(Path(f"{outbox.path}.send-lock"))
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -68,28 +79,38 @@ class Sender:
     # -- one pass ---------------------------------------------------------------
     def run_once(self) -> RunReport:
         """Send every item that is due now. Stops early when the archive is unreachable
-        (the rest stay due and are tried on the next pass)."""
+        (the rest stay due and are tried on the next pass); does nothing (``busy``) while
+        another sender holds the outbox."""
         with self._run_lock:
-            if not self._recovered:
-                self.outbox.recover_interrupted()
-                self._recovered = True
             report = RunReport()
-            while not self._stop.is_set():
-                item = self.outbox.claim_next()
-                if item is None:
-                    break
-                try:
-                    outcome = self._deliver(item)
-                except Exception as exc:  # never leave an item in "sending" for this process
-                    log.exception("outbox item %d: unexpected failure while sending", item.id)
-                    outcome = Outcome(Action.UNCLEAR, f"unexpected failure: {type(exc).__name__}")
-                self._record(item, outcome, report)
-                if outcome.unreachable and outcome.action in (Action.RETRY, Action.UNCLEAR):
-                    report.unreachable = outcome.reason
-                    break
+            if not self._send_lock.try_acquire():
+                report.busy = True
+                return report
+            try:
+                self._send_due(report)
+            finally:
+                self._send_lock.release()
         if report.attempted and self._on_change is not None:
             self._on_change(report)
         return report
+
+    def _send_due(self, report: RunReport) -> None:
+        # With the lock held no other sender is running, so an item still in "sending"
+        # was left by one that died: its outcome is unknown, look it up first.
+        self.outbox.recover_interrupted()
+        while not self._stop.is_set():
+            item = self.outbox.claim_next(self.destination)
+            if item is None:
+                break
+            try:
+                outcome = self._deliver(item)
+            except Exception as exc:  # never leave an item in "sending" for this process
+                log.exception("outbox item %d: unexpected failure while sending", item.id)
+                outcome = Outcome(Action.UNCLEAR, f"unexpected failure: {type(exc).__name__}")
+            self._record(item, outcome, report)
+            if outcome.unreachable and outcome.action in (Action.RETRY, Action.UNCLEAR):
+                report.unreachable = outcome.reason
+                break
 
     def _deliver(self, item: OutboxItem) -> Outcome:
         data = self.outbox.data(item.id)
@@ -135,12 +156,13 @@ class Sender:
         return any(ref.sop_uid == item.sop_instance_uid for ref in refs)
 
     def _record(self, item: OutboxItem, outcome: Outcome, report: RunReport) -> None:
+        extra = self._journal(item, outcome) if self._journal is not None else None
         if outcome.action is Action.SENT:
-            self.outbox.mark_sent(item.id, outcome.reason)
+            self.outbox.mark_sent(item.id, outcome.reason, extra=extra)
             report.sent.append(item.id)
             log.info("outbox item %d stored (%s)", item.id, outcome.reason or "ok")
         elif outcome.action is Action.PARK:
-            self.outbox.mark_parked(item.id, outcome.reason, outcome.server_message)
+            self.outbox.mark_parked(item.id, outcome.reason, outcome.server_message, extra=extra)
             report.parked.append(item.id)
             log.warning("outbox item %d parked: %s", item.id, outcome.reason)
         else:
@@ -149,6 +171,7 @@ class Sender:
                 item.id, delay, outcome.reason,
                 verify_first=outcome.action is Action.UNCLEAR,
                 server_message=outcome.server_message,
+                extra=extra,
             )
             report.retrying.append(item.id)
             log.info("outbox item %d: %s; next try in %.1f s", item.id, outcome.reason, delay)
@@ -178,7 +201,7 @@ class Sender:
                 self.run_once()
             except Exception:  # a broken pass must not end the thread; the next one retries
                 log.exception("outbox sender pass failed")
-            due_in = self.outbox.next_due_in()
+            due_in = self.outbox.next_due_in(self.destination)
             wait = IDLE_POLL_S if due_in is None else min(max(due_in, 0.05), IDLE_POLL_S)
             self._wake.wait(wait)
             self._wake.clear()

@@ -91,12 +91,12 @@ def test_key_is_made_once_and_kept_in_the_keyring(tmp_path: Path, memory_keyring
 @pytest.mark.parametrize(
     "sql",
     [
-        """UPDATE entries SET details = '{"finding":"F3","n":3,"verdict":"no"}' WHERE seq = 3""",
-        "UPDATE entries SET user = 'someone.else' WHERE seq = 3",
-        "UPDATE entries SET outcome = 4 WHERE seq = 3",
-        "UPDATE entries SET time = '2026-03-01T07:00:00.000000Z' WHERE seq = 3",
-        "UPDATE entries SET patient_name = 'Roe^Richard' WHERE seq = 3",
-        "UPDATE entries SET sop_uids = '[]' WHERE seq = 3",
+        """UPDATE audit_entry SET details = '{"finding":"F3","n":3,"verdict":"no"}' WHERE seq = 3""",
+        "UPDATE audit_entry SET user = 'someone.else' WHERE seq = 3",
+        "UPDATE audit_entry SET outcome = 4 WHERE seq = 3",
+        "UPDATE audit_entry SET time = '2026-03-01T07:00:00.000000Z' WHERE seq = 3",
+        "UPDATE audit_entry SET patient_name = 'Roe^Richard' WHERE seq = 3",
+        "UPDATE audit_entry SET sop_uids = '[]' WHERE seq = 3",
     ],
     ids=["details", "user", "outcome", "time", "patient_name", "sop_uids"],
 )
@@ -108,7 +108,7 @@ def test_an_edited_entry_is_named(log: AuditLog, sql: str) -> None:
 
 
 def test_a_removed_entry_is_named(log: AuditLog) -> None:
-    _raw(log, "DELETE FROM entries WHERE seq = 3")
+    _raw(log, "DELETE FROM audit_entry WHERE seq = 3")
     result = log.verify()
     assert not result.ok and result.first_bad_seq == 3 and "missing" in result.reason
 
@@ -116,10 +116,10 @@ def test_a_removed_entry_is_named(log: AuditLog) -> None:
 def test_a_removed_entry_is_named_even_when_the_rest_is_renumbered(log: AuditLog) -> None:
     _raw(
         log,
-        "DELETE FROM entries WHERE seq = 3",
-        "UPDATE entries SET seq = 3 WHERE seq = 4",
-        "UPDATE entries SET seq = 4 WHERE seq = 5",
-        "UPDATE head SET seq = 4",
+        "DELETE FROM audit_entry WHERE seq = 3",
+        "UPDATE audit_entry SET seq = 3 WHERE seq = 4",
+        "UPDATE audit_entry SET seq = 4 WHERE seq = 5",
+        "UPDATE audit_head SET seq = 4",
     )
     result = log.verify()
     assert not result.ok and result.first_bad_seq == 3
@@ -128,9 +128,9 @@ def test_a_removed_entry_is_named_even_when_the_rest_is_renumbered(log: AuditLog
 def test_swapped_entries_are_named(log: AuditLog) -> None:
     _raw(
         log,
-        "UPDATE entries SET seq = -2 WHERE seq = 2",
-        "UPDATE entries SET seq = 2 WHERE seq = 4",
-        "UPDATE entries SET seq = 4 WHERE seq = -2",
+        "UPDATE audit_entry SET seq = -2 WHERE seq = 2",
+        "UPDATE audit_entry SET seq = 2 WHERE seq = 4",
+        "UPDATE audit_entry SET seq = 4 WHERE seq = -2",
     )
     result = log.verify()
     assert not result.ok and result.first_bad_seq == 2
@@ -139,16 +139,16 @@ def test_swapped_entries_are_named(log: AuditLog) -> None:
 def test_an_inserted_entry_is_named(log: AuditLog) -> None:
     _raw(
         log,
-        "INSERT INTO entries SELECT 6, time, kind, user, outcome, study_uid, sop_uids, "
-        "patient_id, patient_name, details, mac FROM entries WHERE seq = 5",
-        "UPDATE head SET seq = 6",
+        "INSERT INTO audit_entry SELECT 6, time, kind, user, outcome, study_uid, sop_uids, "
+        "patient_id, patient_name, details, mac FROM audit_entry WHERE seq = 5",
+        "UPDATE audit_head SET seq = 6",
     )
     result = log.verify()
     assert not result.ok and result.first_bad_seq == 6
 
 
 def test_a_cut_tail_is_detected_and_stays_detected_after_more_appends(log: AuditLog) -> None:
-    _raw(log, "DELETE FROM entries WHERE seq >= 4")
+    _raw(log, "DELETE FROM audit_entry WHERE seq >= 4")
     result = log.verify()
     assert not result.ok and result.first_bad_seq == 4 and "cut after entry 3" in result.reason
     log.append(_event(6))  # the next entry chains to the signed head (5), not to 3
@@ -157,9 +157,9 @@ def test_a_cut_tail_is_detected_and_stays_detected_after_more_appends(log: Audit
 
 
 def test_a_removed_or_edited_head_is_detected(log: AuditLog) -> None:
-    _raw(log, "UPDATE head SET seq = 4")
+    _raw(log, "UPDATE audit_head SET seq = 4")
     assert not log.verify().ok
-    _raw(log, "DELETE FROM head")
+    _raw(log, "DELETE FROM audit_head")
     result = log.verify()
     assert not result.ok and "head" in result.reason
     with pytest.raises(AuditError, match="no signed head"):
@@ -515,7 +515,7 @@ def _cli(*argv: str) -> int:
 def test_cli_verify(log: AuditLog, capsys: pytest.CaptureFixture[str]) -> None:
     assert _cli("audit", "--db", str(log.path), "verify") == 0
     assert capsys.readouterr().out.strip() == "5 entries, chain intact"
-    _raw(log, "UPDATE entries SET user = 'mallory' WHERE seq = 2")
+    _raw(log, "UPDATE audit_entry SET user = 'mallory' WHERE seq = 2")
     assert _cli("audit", "--db", str(log.path), "verify") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "entry 2" in err[0]

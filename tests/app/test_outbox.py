@@ -27,6 +27,7 @@ from app.delivery.policy import (
     retry_delay,
 )
 from app.errors import ArchiveHTTPError, ArchiveUnreachable
+from app.settings import journal_path
 from tests.support import dicom_data
 
 
@@ -79,7 +80,7 @@ def test_default_path_is_in_the_data_dir(srs: list[Dataset]) -> None:
     from app.settings import data_dir
 
     outbox = Outbox()
-    assert outbox.path == data_dir() / "outbox.sqlite3"
+    assert outbox.path == data_dir() / "journal.sqlite3"
 
 
 def test_extra_rows_share_the_transaction(tmp_path: Path, srs: list[Dataset]) -> None:
@@ -283,7 +284,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 
 def test_cli_status_json(capsys: pytest.CaptureFixture[str], srs: list[Dataset]) -> None:
-    outbox = Outbox()
+    # No server and no profile: like the app, the CLI is on the offline demo's journal.
+    outbox = Outbox(journal_path(demo=True))
     ids = outbox.submit([OutgoingObject(ds, "assessment SR") for ds in srs])
     assert outbox.claim_next() is not None
     outbox.mark_parked(ids[0], "HTTP 403: the archive refused (not allowed)", "no write access")

@@ -21,6 +21,8 @@ import requests
 from pydicom.dataset import Dataset
 
 from app.archive.client import open_dicomweb
+from app.audit.events import EventKind
+from app.audit.log import AuditLog
 from app.delivery import cli
 from app.delivery.outbox import Outbox, OutgoingObject, sha256_hex
 from app.delivery.sender import Sender
@@ -368,7 +370,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 
 def test_cli_flush_to_orthanc_and_to_a_dead_server(
-    empty_orthanc: orthanc.OrthancServer, capsys: pytest.CaptureFixture[str]
+    empty_orthanc: orthanc.OrthancServer,
+    capsys: pytest.CaptureFixture[str],
+    memory_keyring: object,
 ) -> None:
     srs = _srs("cli", 2)
     outbox = Outbox()
@@ -396,3 +400,12 @@ def test_cli_flush_to_orthanc_and_to_a_dead_server(
     assert "1 sent, 0 parked, 0 still pending" in capsys.readouterr().out
     for ds in srs:
         assert _copies_in(empty_orthanc, ds.SOPInstanceUID) == 1
+    # Every attempt is in the audit trail, committed with the item's state.
+    with AuditLog(Outbox().path) as audit:
+        sends = [e.event for e in audit.entries() if e.event.kind == EventKind.SEND_OUTCOME]
+        assert audit.verify().ok
+    actions = [(e.sop_uids[0], e.details["action"]) for e in sends]
+    uid0, uid1 = (str(ds.SOPInstanceUID) for ds in srs)
+    assert actions == [(uid0, "retry"), (uid1, "sent"), (uid0, "sent")]
+    assert all(e.details["destination"] == empty_orthanc.dicomweb_url.rstrip("/")
+               for e in sends[1:])
