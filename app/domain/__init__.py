@@ -9,25 +9,32 @@ from app.domain.models import (
     Finding,
     Measurement,
     Region,
+    ReviewState,
     ScoreTerm,
     SeriesRef,
     StudyRef,
     Urgency,
     WorklistItem,
 )
+from app.domain.review import Assessment, Decision, Reader, Verdict
 
 __all__ = [
     "NON_IMAGING_MODALITIES",
     "AIResult",
     "AIStatus",
     "Algorithm",
+    "Assessment",
     "Code",
+    "Decision",
     "Finding",
     "Measurement",
+    "Reader",
     "Region",
+    "ReviewState",
     "ScoreTerm",
     "SeriesRef",
     "StudyRef",
     "Urgency",
+    "Verdict",
     "WorklistItem",
 ]

@@ -89,6 +89,7 @@ class Region:
             "graphic_type": self.graphic_type,
             "coordinates": [list(p) for p in self.coordinates],
             "referenced_sop_uid": self.referenced_sop_uid,
+            "referenced_sop_class_uid": self.referenced_sop_class_uid,
             "referenced_frame": self.referenced_frame,
             "frame_of_reference_uid": self.frame_of_reference_uid,
         }
@@ -153,6 +154,9 @@ class AIResult:
     content_datetime: datetime | None = None
     readable: bool = True
     problem: str = ""  # why it could not be read, when readable is False
+    # SOP Instance UIDs of the SRs this one supersedes (its Predecessor Documents
+    # Sequence), e.g. the AI SR a reader's edited SR replaces.
+    predecessor_uids: tuple[str, ...] = ()
 
     @property
     def editable(self) -> bool:
@@ -205,6 +209,14 @@ class ScoreTerm:
     text: str
 
 
+class ReviewState(str, enum.Enum):
+    """Whether a reader has reviewed the study's AI results."""
+
+    NONE = "none"
+    SUBMITTED = "submitted"  # reviewed here; the assessment SR is on its way (outbox)
+    REVIEWED = "reviewed"  # an assessment SR of the study is in the archive
+
+
 @dataclass(frozen=True)
 class WorklistItem:
     """A ranked study with the reasons for its rank."""
@@ -219,6 +231,8 @@ class WorklistItem:
     terms: tuple[ScoreTerm, ...] = field(default=())
     problems: tuple[str, ...] = ()  # e.g. why an AI result is unreadable
     waiting_minutes: float | None = None
+    review: ReviewState = ReviewState.NONE
+    reviewed_by: str = ""  # the reader named in the newest assessment SR
 
     def to_json(self) -> dict[str, Any]:
         s = self.study
@@ -236,4 +250,6 @@ class WorklistItem:
             "critical": self.critical,
             "findings": len(self.findings),
             "problems": list(self.problems),
+            "review": self.review.value,
+            "reviewed_by": self.reviewed_by or None,
         }

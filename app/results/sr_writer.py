@@ -6,7 +6,9 @@ measurement group (TID 1410 planar ROI, TID 1411 volumetric ROI for an
 ELLIPSOID, TID 1501 when it has no region) with Tracking Identifier and UID,
 finding type and site, TID 4019 algorithm identification, Certainty of Finding
 (DCM 111012, unit "1"), its measurements and the private urgency evaluation.
-Used by the demo generator and by local inference alike.
+Used by the demo generator and by local inference alike; ``measurement_group``
+and ``measurement_report`` are shared with the reader's edited SR
+(``app.results.edited_sr``).
 """
 
 from __future__ import annotations
@@ -100,17 +102,8 @@ def build_ai_result_sr(
     context = hd.sr.ObservationContext(observer_device_context=observer)
     procedure = concept(procedure_code(evidence[0]))
     by_uid = {str(ds.SOPInstanceUID): ds for ds in evidence}
-    groups = [_group(f, by_uid, evidence[0]) for f in findings]
-    content: Dataset
-    if groups:
-        content = hd.sr.MeasurementReport(
-            observation_context=context,
-            procedure_reported=procedure,
-            imaging_measurements=groups,
-            title=concept(codes.IMAGING_MEASUREMENT_REPORT),
-        )[0]
-    else:
-        content = _empty_report(context, procedure)
+    groups = [measurement_group(f, by_uid, evidence[0]) for f in findings]
+    content = measurement_report(context, procedure, groups)
     sr = hd.sr.Comprehensive3DSR(
         evidence=list(evidence),
         content=content,
@@ -132,6 +125,23 @@ def build_ai_result_sr(
     if evidence[0].get("StudyDescription"):  # a study-level attribute the SR shares
         sr.StudyDescription = evidence[0].StudyDescription
     return sr
+
+
+def measurement_report(
+    context: hd.sr.ObservationContext,
+    procedure: hd.sr.CodedConcept,
+    groups: Sequence[GroupType],
+) -> Dataset:
+    """The TID 1500 root content item: title, observer ``context``, Procedure Reported and
+    one measurement group per finding (an empty Imaging Measurements container for none)."""
+    if not groups:
+        return _empty_report(context, procedure)
+    return hd.sr.MeasurementReport(
+        observation_context=context,
+        procedure_reported=procedure,
+        imaging_measurements=list(groups),
+        title=concept(codes.IMAGING_MEASUREMENT_REPORT),
+    )[0]
 
 
 def _empty_report(context: hd.sr.ObservationContext, procedure: hd.sr.CodedConcept) -> Dataset:
@@ -170,10 +180,20 @@ GroupType = (
 )
 
 
-def _group(finding: Finding, by_uid: dict[str, Dataset], first: Dataset) -> GroupType:
-    """One measurement group (TID 1410, 1411 or 1501) for one finding."""
-    algorithm_id = hd.sr.AlgorithmIdentification(
-        name=finding.algorithm.name, version=finding.algorithm.version or "unknown"
+def measurement_group(finding: Finding, by_uid: dict[str, Dataset], first: Dataset) -> GroupType:
+    """One measurement group (TID 1410, 1411 or 1501) for one finding.
+
+    ``by_uid`` maps SOP Instance UIDs of the evidence to datasets carrying at least
+    their SOP Class UID (for 2D regions); ``first`` gives the Source Series of a
+    TID 1411 volume. A finding whose algorithm has no name (one a reader added) gets
+    no TID 4019 algorithm identification.
+    """
+    algorithm_id = (
+        hd.sr.AlgorithmIdentification(
+            name=finding.algorithm.name, version=finding.algorithm.version or "unknown"
+        )
+        if finding.algorithm.name
+        else None
     )
     measurements = []
     if finding.certainty is not None:

@@ -7,8 +7,6 @@ must parse each SR. Errors fail the test; warnings are printed.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from datetime import datetime
 from pathlib import Path
 
@@ -22,20 +20,10 @@ from app.domain import Algorithm, Finding, Measurement, Region, Urgency
 from app.results import codes
 from app.results.sr_reader import read_ai_result
 from app.results.sr_writer import build_ai_result_sr
+from tests.support.validators import dciodvfy, dsrdump, pixelmed, write
 
 REF = datetime(2025, 1, 15, 10, 0)
 SR_KEYS = [s.key for s in STUDIES if s.ai is not None]
-PIXELMED = [
-    "java",
-    "-Djdk.xml.xpathExprOpLimit=0",
-    "-Djdk.xml.xpathExprGrpLimit=0",
-    "-Djdk.xml.xpathTotalOpLimit=0",
-    "-XX:TieredStopAtLevel=1",  # a short run: half the CPU, same wall time
-    "-XX:+UseSerialGC",
-    "-cp",
-    "/usr/share/java/pixelmed.jar",
-    "com.pixelmed.validate.DicomSRValidator",
-]
 
 
 @pytest.fixture(scope="module")
@@ -43,55 +31,11 @@ def demo() -> DemoSet:
     return generate_demo_set(0, REF)
 
 
-def _need(tool: str) -> None:
-    if shutil.which(tool) is None:
-        pytest.fail(f"{tool} is not installed (apt: dicom3tools, dcmtk, pixelmed-apps)")
-
-
-def _write(ds: Dataset, path: Path) -> Path:
-    ds.save_as(path, enforce_file_format=True)
-    return path
-
-
-def _errors(output: str, label: str) -> list[str]:
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    warnings = [line for line in lines if line.startswith("Warning")]
-    if warnings:
-        print(f"{label}: {len(warnings)} warning(s)\n  " + "\n  ".join(warnings))
-    return [line for line in lines if line.startswith("Error")]
-
-
-def dciodvfy(path: Path) -> list[str]:
-    _need("dciodvfy")
-    proc = subprocess.run(
-        ["dciodvfy", str(path)], check=False, capture_output=True, text=True, timeout=120
-    )
-    return _errors(proc.stdout + proc.stderr, f"dciodvfy {path.name}")
-
-
-def pixelmed(path: Path) -> list[str]:
-    _need("java")
-    proc = subprocess.run(
-        [*PIXELMED, str(path)], check=False, capture_output=True, text=True, timeout=300
-    )
-    assert "Found Root Template TID_1500" in proc.stdout + proc.stderr, proc.stdout[-2000:]
-    return _errors(proc.stdout + proc.stderr, f"pixelmed {path.name}")
-
-
-def dsrdump(path: Path) -> str:
-    _need("dsrdump")
-    proc = subprocess.run(
-        ["dsrdump", str(path)], check=False, capture_output=True, text=True, timeout=120
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    return proc.stdout
-
-
 @pytest.mark.parametrize("key", SR_KEYS)
 def test_demo_sr_is_valid(demo: DemoSet, key: str, tmp_path: Path) -> None:
     study = demo.study(key)
     assert study.ai_sr is not None
-    path = _write(study.ai_sr, tmp_path / f"{key}-sr.dcm")
+    path = write(study.ai_sr, tmp_path / f"{key}-sr.dcm")
     assert dciodvfy(path) == []
     assert pixelmed(path) == []
     dump = dsrdump(path)
@@ -103,7 +47,7 @@ def test_demo_sr_is_valid(demo: DemoSet, key: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("key", ["ct-ich-critical", "dx-nodules", "mr-mass"])
 def test_demo_image_is_valid(demo: DemoSet, key: str, tmp_path: Path) -> None:
     images = demo.study(key).images
-    path = _write(images[len(images) // 2], tmp_path / f"{key}-image.dcm")
+    path = write(images[len(images) // 2], tmp_path / f"{key}-image.dcm")
     assert dciodvfy(path) == []
 
 
@@ -165,7 +109,7 @@ def test_writer_region_kind_is_valid(demo: DemoSet, kind: str, tmp_path: Path) -
     images = demo.study("ct-no-ai").images
     sr_uid = demo_uid(0, "writer-test", kind)
     region = _kinds(images[20])[kind]
-    path = _write(_sr(images, [_finding(kind, region, 0.5, sr_uid)], sr_uid), tmp_path / "k.dcm")
+    path = write(_sr(images, [_finding(kind, region, 0.5, sr_uid)], sr_uid), tmp_path / "k.dcm")
     assert dciodvfy(path) == []
     assert pixelmed(path) == []
     dsrdump(path)
@@ -185,7 +129,7 @@ def test_writer_mixed_region_kinds_read_back(demo: DemoSet, tmp_path: Path) -> N
         for (name, region), c in zip(kinds.items(), certainties, strict=True)
     ]
     sr = _sr(images, findings, sr_uid)
-    path = _write(sr, tmp_path / "writer-kinds-sr.dcm")
+    path = write(sr, tmp_path / "writer-kinds-sr.dcm")
     assert dciodvfy(path) == []
     dsrdump(path)
     read = read_ai_result(sr).findings
