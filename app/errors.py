@@ -51,3 +51,7 @@ class DemoDataError(CompanionError):
 
 class AuditError(CompanionError):
     """The audit trail cannot be written or read safely (insecure keyring, wrong key, bad event)."""
+
+
+class ReviewError(CompanionError):
+    """A review action is not possible (read-only finding, nothing to undo, undecided findings)."""

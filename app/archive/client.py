@@ -9,6 +9,7 @@ either client are translated into the ``ArchiveError`` family here, once.
 from __future__ import annotations
 
 import logging
+import struct
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 import requests
 from dicomweb_client import DICOMfileClient, DICOMwebClient
 from pydicom.dataset import Dataset
+from pydicom.errors import BytesLengthException, InvalidDicomError
 
 from app.archive import dicomjson
 from app.archive.protocol import InstanceRef
@@ -102,6 +104,12 @@ class DicomClientArchive:
             ) from exc
         except requests.exceptions.RequestException as exc:
             raise ArchiveError(f"{what} failed at {self._description}: {_short(exc)}") from exc
+        except (InvalidDicomError, BytesLengthException, EOFError, struct.error) as exc:
+            # pydicom could not parse what the archive sent (a corrupt or truncated object)
+            raise ArchiveError(
+                f"{what}: the archive at {self._description} sent an object that is not "
+                f"readable DICOM ({_short(exc)})"
+            ) from exc
         except (OSError, ValueError, KeyError, IndexError) as exc:
             if self._is_local and _looks_not_found(exc):
                 raise NotFoundError(f"{what}: not found in {self._description}") from exc

@@ -58,6 +58,7 @@ class ImageVolume:
     description: str
     study_uid: str = ""
     series_uid: str = ""
+    sop_class_uids: tuple[str, ...] = ()  # per slice (a region drawn on one names it)
     photometric: str = "MONOCHROME2"
     problems: list[str] = field(default_factory=list)
     # False for projection images without Image Orientation/Position (CR, DX): their
@@ -101,6 +102,7 @@ class _Slot:
     frame: int | None
     position: tuple[float, float, float] | None
     instance_number: int
+    sop_class_uid: str = ""
 
 
 def load_volume(
@@ -184,7 +186,13 @@ class _Builder:
             if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
                 np.subtract(_invert_constant(ds, slope, intercept), target, out=target)
             self.slots.append(
-                _Slot(sop_uid, index + 1 if n_frames > 1 else None, _position(ds, index), number)
+                _Slot(
+                    sop_uid,
+                    index + 1 if n_frames > 1 else None,
+                    _position(ds, index),
+                    number,
+                    str(ds.get("SOPClassUID", "")),
+                )
             )
 
     def _start(self, ds: Dataset, shape: tuple[int, int]) -> None:
@@ -243,6 +251,7 @@ class _Builder:
             description=str(ds.get("SeriesDescription", "") or ds.get("StudyDescription", "")),
             study_uid=study_uid,
             series_uid=series_uid,
+            sop_class_uids=tuple(s.sop_class_uid for s in slots),
             photometric=str(ds.get("PhotometricInterpretation", "")),
             problems=self.problems,
             has_geometry=have_positions and self.has_orientation,

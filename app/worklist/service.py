@@ -22,10 +22,20 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import TypeAlias
 
 from app.archive.protocol import ImageArchive, InstanceRef
-from app.domain import AIResult, AIStatus, Finding, StudyRef, WorklistItem
-from app.errors import ArchiveError, ArchiveHTTPError
+from app.domain import (
+    AIResult,
+    AIStatus,
+    Finding,
+    ReviewState,
+    StudyRef,
+    WorklistItem,
+)
+from app.domain.review import AssessmentRecord
+from app.errors import ArchiveError, ArchiveHTTPError, ResultParseError
+from app.results.assessment_reader import is_assessment_sr, read_assessment
 from app.results.sr_reader import SR_SOP_CLASSES, read_ai_result
 from app.settings import WorklistWeights
 from app.worklist.priority import score_study
@@ -46,18 +56,22 @@ class Worklist:
         return next((i for i in self.items if i.study.study_uid == study_uid), None)
 
 
+Parsed: TypeAlias = AIResult | AssessmentRecord
+
+
 class ResultCache:
-    """Parsed AI results by SOP Instance UID (thread-safe, in memory)."""
+    """Parsed SRs (AI results and readers' assessments) by SOP Instance UID (thread-safe,
+    in memory)."""
 
     def __init__(self) -> None:
-        self._results: dict[str, AIResult] = {}
+        self._results: dict[str, Parsed] = {}
         self._lock = threading.Lock()
 
-    def get(self, sop_uid: str) -> AIResult | None:
+    def get(self, sop_uid: str) -> Parsed | None:
         with self._lock:
             return self._results.get(sop_uid)
 
-    def put(self, result: AIResult) -> None:
+    def put(self, result: Parsed) -> None:
         with self._lock:
             self._results[result.sop_instance_uid] = result
 
@@ -69,8 +83,30 @@ class ResultCache:
 @dataclass(frozen=True)
 class _Fetched:
     ref: InstanceRef
-    result: AIResult | None  # None: could not be retrieved (pending)
+    parsed: Parsed | None  # None: could not be retrieved (pending)
     error: str = ""
+
+    @property
+    def result(self) -> AIResult | None:
+        return self.parsed if isinstance(self.parsed, AIResult) else None
+
+    @property
+    def assessment(self) -> AssessmentRecord | None:
+        return self.parsed if isinstance(self.parsed, AssessmentRecord) else None
+
+
+def current_results(results: Sequence[AIResult]) -> list[AIResult]:
+    """The results not superseded by a newer version: an edited SR names the SR it
+    replaces in its Predecessor Documents Sequence, and only the newest is shown."""
+    replaced = {uid for r in results for uid in r.predecessor_uids}
+    return [r for r in results if r.sop_instance_uid not in replaced]
+
+
+def newest_assessment(assessments: Sequence[AssessmentRecord]) -> AssessmentRecord | None:
+    dated = [a for a in assessments if a.completed_at is not None]
+    if dated:
+        return max(dated, key=lambda a: a.completed_at)  # type: ignore[arg-type, return-value]
+    return assessments[-1] if assessments else None
 
 
 class WorklistService:
@@ -97,6 +133,9 @@ class WorklistService:
         self._known_srs: list[InstanceRef] | None = None
         self._last_full = 0.0
         self._build_lock = threading.Lock()
+        # Study UIDs reviewed here whose assessment may not be in the archive yet
+        # (``ReviewStore.submitted_studies``); set by the composition root.
+        self.locally_submitted: Callable[[], set[str]] | None = None
 
     # -- public -------------------------------------------------------------
     def build(self, progress: Progress | None = None, *, full: bool = False) -> Worklist:
@@ -136,16 +175,26 @@ class WorklistService:
             if f.error:
                 errors.append(f.error)
         self._study_results = {
-            uid: tuple(f.result for f in group if f.result is not None)
+            uid: tuple(current_results([f.result for f in group if f.result is not None]))
             for uid, group in by_study.items()
-            if all(f.result is not None for f in group)
+            if all(f.parsed is not None for f in group)
         }
         now = self._now()
+        submitted = self._locally_submitted()
         unranked: list[WorklistItem] = []
         for study in studies:
-            unranked.append(self._item(study, by_study.get(study.study_uid, []), now))
+            item = self._item(study, by_study.get(study.study_uid, []), now)
+            if item.review is ReviewState.NONE and study.study_uid in submitted:
+                item = replace(item, review=ReviewState.SUBMITTED)
+            unranked.append(item)
+        # Reviewed studies go after the ones still to read, in their own score order.
         unranked.sort(
-            key=lambda i: (-i.score, -(i.waiting_minutes or 0.0), i.study.study_uid)
+            key=lambda i: (
+                i.review is not ReviewState.NONE,
+                -i.score,
+                -(i.waiting_minutes or 0.0),
+                i.study.study_uid,
+            )
         )
         items = tuple(replace(item, rank=n) for n, item in enumerate(unranked, start=1))
         return Worklist(items, now, tuple(errors), self.archive.description)
@@ -162,9 +211,9 @@ class WorklistService:
         ]
         fetched = self._fetch(refs, None)
         errors = [f.error for f in fetched if f.error]
-        if errors and not any(f.result for f in fetched):
+        if errors and not any(f.parsed for f in fetched):
             raise ArchiveError(errors[0])
-        results = tuple(f.result for f in fetched if f.result is not None)
+        results = tuple(current_results([f.result for f in fetched if f.result is not None]))
         if not errors:
             self._study_results[study_uid] = results
         return list(results)
@@ -233,18 +282,30 @@ class WorklistService:
             ds = self.archive.retrieve_instance(ref.study_uid, ref.series_uid, ref.sop_uid)
         except ArchiveError as exc:
             return _Fetched(ref, None, f"AI result {ref.sop_uid} not retrieved: {exc}")
-        result = read_ai_result(ds)
-        self.cache.put(result)
-        return _Fetched(ref, result)
+        parsed: Parsed
+        if is_assessment_sr(ds):
+            try:
+                parsed = read_assessment(ds)
+            except ResultParseError as exc:
+                log.info("assessment SR %s unreadable: %s", ref.sop_uid, exc)
+                parsed = replace(
+                    read_ai_result(ds), readable=False, problem=f"assessment SR: {exc}"
+                )
+        else:
+            parsed = read_ai_result(ds)
+        self.cache.put(parsed)
+        return _Fetched(ref, parsed)
 
     def _item(self, study: StudyRef, fetched: list[_Fetched], now: datetime) -> WorklistItem:
-        results = [f.result for f in fetched if f.result is not None]
+        assessments = [f.assessment for f in fetched if f.assessment is not None]
+        fetched = [f for f in fetched if f.assessment is None]
+        results = current_results([f.result for f in fetched if f.result is not None])
         problems = tuple(f.error for f in fetched if f.error) + tuple(
             f"AI result {r.sop_instance_uid}: {r.problem}" for r in results if not r.readable
         )
         if not fetched:
             status = AIStatus.NONE
-        elif any(f.result is None for f in fetched):
+        elif any(f.parsed is None for f in fetched):
             status = AIStatus.PENDING
         elif any(not r.readable for r in results):
             status = AIStatus.UNREADABLE
@@ -252,6 +313,7 @@ class WorklistService:
             status = AIStatus.DONE
         score = score_study(study, status, results, self.weights, now)
         findings = tuple(f for r in results if r.readable for f in r.findings)
+        newest = newest_assessment(assessments)
         return WorklistItem(
             study=study,
             rank=0,
@@ -263,7 +325,18 @@ class WorklistService:
             terms=score.terms,
             problems=problems,
             waiting_minutes=score.waiting_minutes,
+            review=ReviewState.REVIEWED if newest else ReviewState.NONE,
+            reviewed_by=newest.reader_name if newest else "",
         )
+
+    def _locally_submitted(self) -> set[str]:
+        if self.locally_submitted is None:
+            return set()
+        try:
+            return set(self.locally_submitted())
+        except Exception:
+            log.exception("reviews submitted here could not be listed")
+            return set()
 
 
 def _same_tail(page: Sequence[object], known: set[str], count: int, attr: str) -> bool:

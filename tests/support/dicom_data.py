@@ -8,7 +8,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from app.domain import Algorithm, Finding, Measurement, Region, Urgency
+from app.domain import Algorithm, Code, Finding, Measurement, Region, Urgency
 from app.results import codes
 from app.results.sr_writer import build_ai_result_sr
 
@@ -64,3 +64,57 @@ def sr(
         series_instance_uid=generate_uid(entropy_srcs=[f"{prefix}-sr-series-{tag}"]),
         sop_instance_uid=generate_uid(entropy_srcs=[f"{prefix}-sr-{tag}"]),
     )
+
+
+def review_study(tag: str, prefix: str = "review") -> tuple[list[Dataset], Dataset]:
+    """A two-slice CT series and an AI SR with three findings on its first slice, for
+    review tests: a critical hemorrhage (with a volume), an urgent mass, a routine
+    nodule (with a diameter). The SR lists only slice 1 as evidence, so a region drawn
+    on slice 2 is on an image the AI never referenced."""
+    first = image(tag, prefix)
+    second = copy.deepcopy(first)
+    second.SOPInstanceUID = generate_uid(entropy_srcs=[f"{prefix}-sop2-{tag}"])
+    second.file_meta.MediaStorageSOPInstanceUID = second.SOPInstanceUID
+    second.InstanceNumber = int(first.get("InstanceNumber", 1) or 1) + 1
+    position = [float(v) for v in first.ImagePositionPatient]
+    second.ImagePositionPatient = [position[0], position[1], position[2] + 5.0]
+
+    def region(x: float, y: float, size: float) -> Region:
+        corners = ((x, y), (x + size, y), (x + size, y + size), (x, y + size), (x, y))
+        return Region(
+            "POLYLINE",
+            corners,
+            referenced_sop_uid=first.SOPInstanceUID,
+            referenced_sop_class_uid=first.SOPClassUID,
+        )
+
+    def finding(n: int, code: Code, urgency: Urgency, certainty: float,
+                where: Region, measurements: tuple[Measurement, ...] = ()) -> Finding:
+        return Finding(
+            tracking_uid=generate_uid(entropy_srcs=[f"{prefix}-track-{tag}-{n}"]),
+            finding=code,
+            site=codes.BRAIN,
+            certainty=certainty,
+            urgency=urgency,
+            algorithm=ALGO,
+            regions=(where,),
+            measurements=measurements,
+            source_sop_uid="",
+            tracking_id=f"finding {n}",
+        )
+
+    findings = [
+        finding(1, codes.INTRACRANIAL_HEMORRHAGE, Urgency.CRITICAL, 0.93, region(20, 20, 30),
+                (Measurement(codes.VOLUME, 12.5, codes.MILLILITER),)),
+        finding(2, codes.MASS, Urgency.URGENT, 0.61, region(70, 30, 20)),
+        finding(3, codes.NODULE, Urgency.ROUTINE, 0.55, region(40, 80, 12),
+                (Measurement(codes.DIAMETER, 6.0, codes.MILLIMETER),)),
+    ]
+    ai_sr = build_ai_result_sr(
+        [first],
+        ALGO,
+        findings,
+        series_instance_uid=generate_uid(entropy_srcs=[f"{prefix}-sr-series-{tag}"]),
+        sop_instance_uid=generate_uid(entropy_srcs=[f"{prefix}-sr-{tag}"]),
+    )
+    return [first, second], ai_sr

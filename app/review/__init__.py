@@ -1,0 +1,1 @@
+"""The reader's review of one study: decisions, undo/redo, drafts and submission."""
