@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from vtkmodules.vtkCommonCore import vtkPoints
+from vtkmodules.vtkCommonCore import vtkPoints, vtkUnsignedCharArray
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData, vtkPolyLine
-from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper, vtkRenderer
+from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper, vtkRenderer, vtkTextActor
 
 from app.archive.volume import ImageVolume, pixel_for_point, slice_index_for_region
 from app.domain import Region
@@ -25,6 +25,19 @@ from app.domain import Region
 NORMAL_COLOUR = (1.0, 0.62, 0.1)  # amber outline
 HIGHLIGHT_COLOUR = (0.2, 1.0, 1.0)  # cyan: the finding the reader picked
 OVERLAY_Z = -0.5  # in front of the image plane (the camera looks along +z)
+EDIT_COLOUR = (1.0, 0.9, 0.2)  # yellow: a region being edited or drawn
+BOX_COLOUR = (0.85, 0.85, 0.85)
+BOX_HANDLE_RGB = (255, 255, 255)
+VERTEX_HANDLE_RGB = (255, 230, 50)
+
+
+@dataclass(frozen=True)
+class Handle:
+    """A square drag handle: centre (world mm), side (mm), a vertex's (yellow) or a box's (white)."""
+
+    centre: np.ndarray
+    side: float
+    vertex: bool
 
 
 @dataclass(frozen=True)
@@ -113,41 +126,45 @@ class RegionOverlay:
 
     def __init__(self, renderer: vtkRenderer) -> None:
         self._actors = {
-            False: self._make_actor(NORMAL_COLOUR, 2.0),
-            True: self._make_actor(HIGHLIGHT_COLOUR, 3.0),
+            False: line_actor(NORMAL_COLOUR, 2.0),
+            True: line_actor(HIGHLIGHT_COLOUR, 3.0),
         }
         for actor in self._actors.values():
             renderer.AddViewProp(actor)
 
-    @staticmethod
-    def _make_actor(colour: tuple[float, float, float], width: float) -> vtkActor:
-        mapper = vtkPolyDataMapper()
-        mapper.SetInputData(vtkPolyData())
-        actor = vtkActor()
-        actor.SetMapper(mapper)
-        prop = actor.GetProperty()
-        prop.SetColor(*colour)
-        prop.SetLineWidth(width)
-        prop.LightingOff()
-        actor.PickableOff()
-        return actor
-
     def show(self, outlines: Sequence[Outline]) -> None:
         for lit, actor in self._actors.items():
-            actor.GetMapper().SetInputData(_polydata([o for o in outlines if o.highlight == lit]))
+            actor.GetMapper().SetInputData(
+                outline_polydata([o for o in outlines if o.highlight == lit])
+            )
             actor.SetVisibility(any(o.highlight == lit for o in outlines))
 
     def clear(self) -> None:
         self.show([])
 
 
-def _polydata(outlines: Sequence[Outline]) -> vtkPolyData:
+def line_actor(colour: tuple[float, float, float], width: float) -> vtkActor:
+    """An unlit, unpickable actor for lines of one colour and width (empty until given data)."""
+    mapper = vtkPolyDataMapper()
+    mapper.SetInputData(vtkPolyData())
+    actor = vtkActor()
+    actor.SetMapper(mapper)
+    prop = actor.GetProperty()
+    prop.SetColor(*colour)
+    prop.SetLineWidth(width)
+    prop.LightingOff()
+    actor.PickableOff()
+    return actor
+
+
+def outline_polydata(outlines: Sequence[Outline], z: float = OVERLAY_Z) -> vtkPolyData:
+    """The outlines as VTK polylines at depth ``z`` (smaller z is nearer the camera)."""
     points = vtkPoints()
     lines = vtkCellArray()
     for outline in outlines:
         ids = []
         for x, y in outline.points:
-            ids.append(points.InsertNextPoint(float(x), float(y), OVERLAY_Z))
+            ids.append(points.InsertNextPoint(float(x), float(y), z))
         if outline.closed and ids:
             ids.append(ids[0])
         line = vtkPolyLine()
@@ -159,3 +176,72 @@ def _polydata(outlines: Sequence[Outline]) -> vtkPolyData:
     poly.SetPoints(points)
     poly.SetLines(lines)
     return poly
+
+
+class EditOverlay:
+    """What the region editor draws: the shape, its box, square handles and a one-line hint."""
+
+    def __init__(self, renderer: vtkRenderer) -> None:
+        self._shape = line_actor(EDIT_COLOUR, 2.5)
+        self._box = line_actor(BOX_COLOUR, 1.0)
+        self._fill = line_actor((1.0, 1.0, 1.0), 1.0)
+        self._fill.GetMapper().SetColorModeToDirectScalars()
+        self._fill.GetMapper().SetScalarModeToUseCellData()
+        self._border = line_actor((0.0, 0.0, 0.0), 1.5)
+        self._hint = vtkTextActor()
+        prop = self._hint.GetTextProperty()
+        prop.SetColor(*EDIT_COLOUR)
+        prop.SetJustificationToCentered()
+        prop.SetVerticalJustificationToBottom()
+        prop.ShadowOn()
+        prop.BoldOn()
+        self._renderer = renderer
+        self._actors = (self._box, self._shape, self._fill, self._border, self._hint)
+        for actor in self._actors:
+            actor.SetVisibility(False)
+            renderer.AddViewProp(actor)
+
+    def show(
+        self, shapes: Sequence[Outline], box: Sequence[Outline], handles: Sequence[Handle],
+        hint: str, ratio: float,
+    ) -> None:
+        """Draw these (``ratio``: device pixels per logical pixel, for the text size)."""
+        self._shape.GetMapper().SetInputData(outline_polydata(shapes, z=-0.6))
+        self._box.GetMapper().SetInputData(outline_polydata(box, z=-0.6))
+        fill, border = _squares(handles)
+        self._fill.GetMapper().SetInputData(fill)
+        self._border.GetMapper().SetInputData(border)
+        self._hint.SetInput(hint)
+        self._hint.GetTextProperty().SetFontSize(int(13 * ratio))
+        width = self._renderer.GetRenderWindow().GetSize()[0]
+        self._hint.SetDisplayPosition(width // 2, int(26 * ratio))  # above the edge letter
+        for actor in self._actors:
+            actor.SetVisibility(True)
+
+    def hide(self) -> None:
+        for actor in self._actors:
+            actor.SetVisibility(False)
+
+
+def _squares(handles: Sequence[Handle]) -> tuple[vtkPolyData, vtkPolyData]:
+    """Filled squares and their black borders, in front of the outlines."""
+    points, border_points = vtkPoints(), vtkPoints()
+    polys, lines = vtkCellArray(), vtkCellArray()
+    colours = vtkUnsignedCharArray()
+    colours.SetNumberOfComponents(3)
+    for k, handle in enumerate(handles):
+        h = handle.side / 2.0
+        cx, cy = float(handle.centre[0]), float(handle.centre[1])
+        for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
+            points.InsertNextPoint(cx + sx * h, cy + sy * h, -0.7)
+            border_points.InsertNextPoint(cx + sx * h, cy + sy * h, -0.8)
+        polys.InsertNextCell(4, [4 * k, 4 * k + 1, 4 * k + 2, 4 * k + 3])
+        lines.InsertNextCell(5, [4 * k, 4 * k + 1, 4 * k + 2, 4 * k + 3, 4 * k])
+        colours.InsertNextTuple3(*(VERTEX_HANDLE_RGB if handle.vertex else BOX_HANDLE_RGB))
+    fill, border = vtkPolyData(), vtkPolyData()
+    fill.SetPoints(points)
+    fill.SetPolys(polys)
+    fill.GetCellData().SetScalars(colours)
+    border.SetPoints(border_points)
+    border.SetLines(lines)
+    return fill, border

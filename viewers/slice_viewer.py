@@ -37,6 +37,7 @@ from vtkmodules.vtkRenderingCore import (
 
 from app.archive.volume import ImageVolume
 from app.domain import Finding, Region
+from viewers.region_editor import RegionEditor
 from viewers.region_overlay import RegionOverlay, region_outlines
 from viewers.slice_annotations import SliceAnnotations
 
@@ -93,10 +94,12 @@ class SliceViewer(QWidget):
         self._regions: list[Region] = []
         self._owners: list[str] | None = None
         self._highlight: str | None = None
+        self._hidden: tuple[str | None, Region] | None = None  # drawn by the editor instead
         self._drag_button: Qt.MouseButton | None = None
         self._drag_last = QPoint()
         self._initialized = False
         self._fitted = True  # refit on resize until the reader zooms or pans
+        self.editor = RegionEditor(self)
         self.clear("No study open")
 
     # -- public ----------------------------------------------------------------------
@@ -109,12 +112,27 @@ class SliceViewer(QWidget):
         return self._index
 
     @property
+    def regions(self) -> tuple[Region, ...]:
+        """The regions given to ``set_regions``/``set_findings``."""
+        return tuple(self._regions)
+
+    @property
+    def renderer(self) -> vtkRenderer:
+        return self._renderer
+
+    @property
+    def gl_widget(self) -> QVTKRenderWindowInteractor:
+        """The VTK widget that receives the mouse (its cursor shows the editor's mode)."""
+        return self._vtk
+
+    @property
     def window_level(self) -> tuple[float, float]:
         """(centre, width) now shown."""
         return self._center, self._width
 
     def show_volume(self, volume: ImageVolume, slice_index: int | None = None) -> None:
         """Show ``volume`` at ``slice_index`` (default: the middle slice) with its default window."""
+        self.editor.cancel()
         self._volume = volume
         self._regions, self._owners, self._highlight = [], None, None
         self._center, self._width = volume.window_center, max(volume.window_width, 1.0)
@@ -171,6 +189,12 @@ class SliceViewer(QWidget):
         self._update_regions()
         self._render()
 
+    def set_hidden_region(self, owner: str | None, region: Region | None) -> None:
+        """Leave ``region`` of ``owner`` out of the outlines (the editor draws it); None: none."""
+        self._hidden = (owner, region) if region is not None else None
+        self._update_regions()
+        self._render()
+
     def set_findings(self, findings: Sequence[Finding], highlight: str | None = None) -> None:
         """Outline every region of ``findings``; ``highlight`` is a Tracking UID."""
         pairs = [(f.tracking_uid, r) for f in findings for r in f.regions]
@@ -178,6 +202,7 @@ class SliceViewer(QWidget):
 
     def clear(self, message: str) -> None:
         """Show no image, only ``message`` in the middle."""
+        self.editor.cancel()
         self._volume = None
         self._slice_data = None
         self._index = -1
@@ -236,12 +261,33 @@ class SliceViewer(QWidget):
         height = self._vtk.GetRenderWindow().GetSize()[1]
         return dx, height - 1 - dy
 
+    def widget_to_world(self, x: float, y: float) -> tuple[float, float]:
+        """The world (x, y) mm on the slice plane at GL-area device pixel (x, y), top-left origin."""
+        height = self._vtk.GetRenderWindow().GetSize()[1]
+        self._renderer.SetDisplayPoint(x, height - 1 - y, 0.0)
+        self._renderer.DisplayToWorld()
+        wx, wy, _, w = self._renderer.GetWorldPoint()
+        return wx / (w or 1.0), wy / (w or 1.0)
+
+    def mm_per_device_pixel(self) -> float:
+        """World mm per GL-area device pixel at the current zoom."""
+        height = max(self._vtk.GetRenderWindow().GetSize()[1], 1)
+        return 2.0 * self._renderer.GetActiveCamera().GetParallelScale() / height
+
     # -- Qt events ---------------------------------------------------------------------
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self._vtk:
             kind = event.type()
             if kind == QEvent.Type.KeyPress:
                 return self._handle_key(event)  # type: ignore[arg-type]
+            if kind == QEvent.Type.ShortcutOverride and self.editor.wants_key(
+                event.key()  # type: ignore[attr-defined]
+            ):
+                event.accept()  # Esc/Enter reach the editor before any window shortcut
+                return True
+            if kind == QEvent.Type.MouseButtonDblClick:
+                self.editor.handle_double_click(event)  # type: ignore[arg-type]
+                return True
             if kind == QEvent.Type.Wheel:
                 self.wheelEvent(event)  # type: ignore[arg-type]
                 return True
@@ -276,10 +322,14 @@ class SliceViewer(QWidget):
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
         self._vtk.setFocus()
+        if self.editor.handle_press(event):
+            return
         self._drag_button = event.button()
         self._drag_last = event.position().toPoint()
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        if self.editor.handle_move(event):
+            return
         if self._drag_button is None or self._volume is None:
             return
         pos = event.position().toPoint()
@@ -294,6 +344,8 @@ class SliceViewer(QWidget):
             self._pan(dx, dy)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if self.editor.handle_release(event):
+            return
         self._drag_button = None
 
     def closeEvent(self, event: QCloseEvent) -> None:
@@ -312,6 +364,8 @@ class SliceViewer(QWidget):
     # -- internals -----------------------------------------------------------------------
     def _handle_key(self, event: QKeyEvent) -> bool:
         key = event.key()
+        if self.editor.handle_key(event):
+            return True
         if self._volume is None:
             return False
         n = self._volume.shape[0]
@@ -373,10 +427,18 @@ class SliceViewer(QWidget):
         if self._volume is None or self._index < 0:
             self._overlay.clear()
             return
+        regions, owners = self._regions, self._owners
+        if self._hidden is not None:
+            owner, hidden = self._hidden
+            keep = [
+                n for n, r in enumerate(regions)
+                if not (r == hidden and (owners is None or owners[n] == owner))
+            ]
+            regions = [regions[n] for n in keep]
+            owners = [owners[n] for n in keep] if owners is not None else None
         self._overlay.show(
             region_outlines(
-                self._regions, self._volume, self._index,
-                owners=self._owners, highlight=self._highlight,
+                regions, self._volume, self._index, owners=owners, highlight=self._highlight,
             )
         )
 
