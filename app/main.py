@@ -203,14 +203,35 @@ def _gui(args: argparse.Namespace) -> int:
         lambda report: _services(args, report),
     )
 
-    return run_gui(
-        connection.archive,
-        service,
-        settings,
-        mode_label=connection.mode_label,
-        open_study_uid=args.open,
-        screenshot=args.screenshot,
-    )
+    from app.review.services import open_review_services
+
+    review = None
+    try:
+        review = open_review_services(
+            settings, destination=connection.destination, demo=connection.demo
+        )
+    except CompanionError as exc:
+        # The worklist and images still work; reviews cannot be submitted without a
+        # journal and an audit trail, and the window says so.
+        print(f"companion: warning: reviews cannot be submitted: {exc}", file=sys.stderr)
+        unavailable = str(exc)
+    else:
+        unavailable = ""
+        service.locally_submitted = review.store.submitted_studies
+    try:
+        return run_gui(
+            connection.archive,
+            service,
+            settings,
+            mode_label=connection.mode_label,
+            open_study_uid=args.open,
+            screenshot=args.screenshot,
+            review=review,
+            review_unavailable=unavailable,
+        )
+    finally:
+        if review is not None:
+            review.close()
 
 
 if __name__ == "__main__":

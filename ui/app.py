@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QApplication, QProgressDialog
 
 from app.archive.protocol import ImageArchive
 from app.errors import CompanionError
+from app.review.services import ReviewServices
 from app.settings import Settings
 from app.worklist.service import WorklistService
 from ui.main_window import MainWindow
@@ -125,6 +126,8 @@ def run_gui(
     mode_label: str,
     open_study_uid: str | None = None,
     screenshot: Path | None = None,
+    review: ReviewServices | None = None,
+    review_unavailable: str = "",
 ) -> int:
     """Show the main window until it is closed (or, with ``screenshot``, until it is saved)."""
     app = ensure_application()
@@ -134,8 +137,14 @@ def run_gui(
 
     async def main() -> None:
         closed = asyncio.Event()
-        window = MainWindow(archive, worklist, settings, mode_label=mode_label)
+        window = MainWindow(archive, worklist, settings, mode_label=mode_label, review=review)
         window.sig_closed.connect(closed.set)
+        if review is not None:
+            review.sender(archive).start()
+            if review.notice:
+                window.statusBar().showMessage(review.notice, 30_000)
+        elif review_unavailable:
+            window.banner.show_message(f"Reviews cannot be submitted: {review_unavailable}")
         window.resize(*window_size())
         window.show()
         try:

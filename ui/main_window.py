@@ -9,16 +9,21 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from pydicom.dataset import Dataset
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import QLabel, QLayout, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
 from app.archive.protocol import ImageArchive
-from app.domain import AIStatus, Finding
+from app.domain import AIResult, AIStatus, StudyRef
+from app.review.services import ReviewServices
 from app.settings import Settings
 from app.worklist.service import Worklist, WorklistService
 from ui.async_ops import AsyncOps, ErrorBanner, OpFailed
 from ui.findings_panel import FindingsPanel
+from ui.outbox_view import OutboxIndicator
+from ui.review_controller import ReviewController
+from ui.review_keys import KEYS, ShortcutsSheet
 from ui.study_view import StudyView
 from ui.worklist_panel import WorklistPanel
 
@@ -44,10 +49,12 @@ class MainWindow(QMainWindow):
         settings: Settings,
         *,
         mode_label: str,
+        review: ReviewServices | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.archive = archive
+        self.review_services = review
         self.service = worklist
         self.settings = settings
         self.mode_label = mode_label
@@ -86,6 +93,16 @@ class MainWindow(QMainWindow):
         self.layout().setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)
         self.setMinimumSize(760, 520)
 
+        self.review = ReviewController(
+            review, self.findings_panel, self.study_view, self.ops, dialog_parent=self,
+            parent=self,
+        )
+        self.review.sig_message.connect(lambda text: self.statusBar().showMessage(text, 15_000))
+        self.review.sig_submitted.connect(self._on_review_submitted)
+        self.outbox_indicator: OutboxIndicator | None = None
+        if review is not None:
+            self.outbox_indicator = OutboxIndicator(review.outbox, self)
+            self.statusBar().addPermanentWidget(self.outbox_indicator)
         self.connection_label = QLabel(
             f"{mode_label} · {short_description(archive.description)}", self
         )
@@ -95,7 +112,18 @@ class MainWindow(QMainWindow):
         self._add_action("Refresh worklist", QKeySequence(Qt.Key.Key_F5), self.request_refresh)
         self._add_action("Quit", QKeySequence("Ctrl+Q"), self.close)
         self._add_action("Filter worklist", QKeySequence("Ctrl+F"), self.worklist_panel.focus_filter)
-        self._add_action("Dismiss message", QKeySequence(Qt.Key.Key_Escape), self.banner.hide)
+        self._add_action("Cancel / dismiss", QKeySequence(Qt.Key.Key_Escape), self._escape)
+        self.review_actions: dict[str, QAction] = {}
+        for k in KEYS:
+            if k.name == "shortcuts":
+                slot: object = self.show_shortcuts
+            elif k.name == "outbox":
+                slot = self._open_outbox
+            else:
+                slot = lambda _checked=False, n=k.name: self.review.act(n)
+            action = self._add_action(k.text, k.sequences[0], slot)
+            action.setShortcuts(k.sequences)
+            self.review_actions[k.name] = action
 
         self.worklist_panel.sig_refresh_requested.connect(self.request_refresh)
         self.worklist_panel.sig_study_selected.connect(self._on_study_selected)
@@ -148,34 +176,50 @@ class MainWindow(QMainWindow):
         self._open_generation += 1
         generation = self._open_generation
         item = self.worklist.item(study_uid) if self.worklist else None
-        study = item.study if item else None
+        study = item.study if item else StudyRef(study_uid)
         # Who the images belong to is on screen (never in logs): a reader must be able to
         # check the patient before acting on a finding.
-        patient = _patient_label(study.patient_name, study.patient_id) if study else ""
-        parts = (patient, study.description, study.accession) if study else ()
+        patient = _patient_label(study.patient_name, study.patient_id)
+        parts = (patient, study.description, study.accession)
         title = " · ".join(p for p in parts if p) or "Study"
+        self.review.close()
         self.findings_panel.set_loading()
+        results: list[AIResult] = []
+        ai_srs: dict[str, Dataset] = {}
+        problems = list(item.problems) if item else []
         try:
-            findings: list[Finding] = await self.ops.run(
-                "Loading AI findings", lambda _r: self.service.findings_for(study_uid)
+            results, ai_srs = await self.ops.run(
+                "Loading AI findings", lambda _r: self._review_material(study_uid)
+            )
+            status = item.ai_status if item else (
+                AIStatus.DONE if results else AIStatus.NONE
             )
         except OpFailed as exc:
-            if generation == self._open_generation:
-                self.findings_panel.set_findings([], AIStatus.PENDING, [str(exc)])
-            findings = []
+            status, problems = AIStatus.PENDING, [str(exc)]
         if generation != self._open_generation:
             return False
-        if item is not None:
-            self.findings_panel.set_findings(findings, item.ai_status, item.problems)
-        else:
-            self.findings_panel.set_findings(
-                findings, AIStatus.DONE if findings else AIStatus.NONE
-            )
+        self.review.open(study, results, ai_srs, status, problems)
+        findings = self.review.current_findings() or [
+            f for r in results if r.readable for f in r.findings
+        ]
         shown = await self.study_view.open_study(study_uid, title, findings)
         if shown and generation == self._open_generation:
             self.sig_study_shown.emit(study_uid)
             return True
         return False
+
+    def _review_material(self, study_uid: str) -> tuple[list[AIResult], dict[str, Dataset]]:
+        """Blocking: the study's current AI results, and the SR datasets of the editable
+        ones (kept so that a submit works even when the archive is down by then)."""
+        results = self.service.results_for(study_uid)
+        datasets = {
+            r.sop_instance_uid: self.archive.retrieve_instance(
+                r.study_instance_uid, r.series_instance_uid, r.sop_instance_uid
+            )
+            for r in results
+            if r.editable and self.review_services is not None
+        }
+        return results, datasets
 
     def _update_open_study(self, built: Worklist) -> None:
         """After a refresh, show new findings of the open study without reloading its images."""
@@ -184,6 +228,8 @@ class MainWindow(QMainWindow):
         if item is None:
             return
         shown = {c.finding.tracking_uid for c in self.findings_panel.cards}
+        if self.review.session is not None or self.findings_panel.review is not None:
+            return  # never pull the cards from under a review; reopening shows new results
         if {f.tracking_uid for f in item.findings} != shown:
             self.findings_panel.set_findings(item.findings, item.ai_status, item.problems)
             self.study_view.set_findings(item.findings)
@@ -197,11 +243,34 @@ class MainWindow(QMainWindow):
         self.addAction(action)
         return action
 
+    def _escape(self) -> None:
+        """Esc cancels a region edit in progress, else dismisses the message banner."""
+        editor = self.study_view.viewer.editor
+        if editor.active:
+            editor.cancel()
+        else:
+            self.banner.hide()
+
+    def show_shortcuts(self) -> None:
+        ShortcutsSheet(self).exec()
+
+    def _open_outbox(self) -> None:
+        if self.outbox_indicator is not None:
+            self.outbox_indicator.open_dialog()
+
+    def _on_review_submitted(self, study_uid: str) -> None:
+        self.worklist_panel.mark_submitted(study_uid)
+        if self.outbox_indicator is not None:
+            self.outbox_indicator.poll()
+
     def _remember_error(self, message: str) -> None:
         self.last_error = message
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.worklist_panel.timer.stop()
+        if self.outbox_indicator is not None:
+            self.outbox_indicator.timer.stop()
+        self.review.close()
         self.study_view.close_study()
         self.ops.shutdown()
         super().closeEvent(event)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication
 
-from app.domain import AIStatus, Urgency
+from app.domain import AIStatus, Urgency, Verdict
 
 BACKGROUND = "#1b1d21"
 SURFACE = "#24272d"  # panels, cards
@@ -27,6 +27,19 @@ URGENT = "#ffb84d"
 URGENT_BG = "#45361c"
 ROUTINE = "#8fd18f"
 ROUTINE_BG = "#22382a"
+
+# Review states: each also has its word on the card ("Confirmed", "Rejected: …").
+CONFIRMED = "#8fd18f"
+REJECTED = "#c3a6ff"
+MODIFIED = ACCENT
+ADDED = "#5fd4e0"
+VERDICT_COLOURS: dict[Verdict, str] = {
+    Verdict.UNDECIDED: TEXT_MUTED,
+    Verdict.CONFIRMED: CONFIRMED,
+    Verdict.REJECTED: REJECTED,
+    Verdict.MODIFIED: MODIFIED,
+    Verdict.ADDED: ADDED,
+}
 
 URGENCY_COLOURS: dict[Urgency, tuple[str, str]] = {  # (text, background)
     Urgency.CRITICAL: (CRITICAL, CRITICAL_BG),
@@ -108,6 +121,14 @@ QFrame#card {{
 QFrame#card:hover {{ border-color: {ACCENT}; }}
 QFrame#card[selected="true"] {{ background-color: {SURFACE_RAISED}; border: 2px solid {ACCENT}; }}
 QFrame#card QLabel {{ background-color: transparent; }}
+QFrame#card[verdict="confirmed"] {{ border-left: 5px solid {CONFIRMED}; }}
+QFrame#card[verdict="rejected"] {{ border-left: 5px solid {REJECTED}; }}
+QFrame#card[verdict="modified"] {{ border-left: 5px solid {MODIFIED}; }}
+QFrame#card[verdict="added"] {{ border-left: 5px solid {ADDED}; }}
+QFrame#card[verdict="undecided"] {{ border-left: 5px solid {BORDER}; }}
+QPushButton#primary {{ background-color: {SELECTION}; border-color: {ACCENT}; font-weight: 600; }}
+QPushButton#primary:disabled {{ background-color: {SURFACE_RAISED}; border-color: {BORDER}; }}
+QLabel#keys {{ color: {ACCENT}; font-family: monospace; }}
 QFrame#banner {{ background-color: {CRITICAL_BG}; border: 1px solid {CRITICAL}; border-radius: 4px; }}
 QFrame#banner QLabel {{ background-color: transparent; color: {TEXT}; }}
 QLabel#badge {{ border-radius: 3px; padding: 1px 6px; font-weight: 700; font-size: 9pt; }}

@@ -7,6 +7,7 @@ is computed from an item, so the view can never drift from the worklist.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import (
@@ -19,7 +20,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QBrush, QColor, QFont
 
-from app.domain import AIStatus, Urgency, WorklistItem
+from app.domain import AIStatus, ReviewState, Urgency, WorklistItem
 from ui import theme
 
 COLUMNS = (
@@ -91,6 +92,19 @@ class WorklistModel(QAbstractTableModel):
         self._items = tuple(items)
         self.endResetModel()
 
+    def mark_submitted(self, study_uid: str) -> bool:
+        """Show a study as reviewed here (its review is in the outbox) until the next build."""
+        row = self.row_of(study_uid)
+        if row is None:
+            return False
+        item = self._items[row]
+        if item.review is ReviewState.NONE:
+            items = list(self._items)
+            items[row] = replace(item, review=ReviewState.SUBMITTED)
+            self._items = tuple(items)
+            self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+        return True
+
     def item_at(self, row: int) -> WorklistItem:
         return self._items[row]
 
@@ -144,10 +158,12 @@ class WorklistModel(QAbstractTableModel):
         return None
 
 
+REVIEW_TEXT = {ReviewState.SUBMITTED: "✓ Submitted", ReviewState.REVIEWED: "✓ Reviewed"}
+
 _HEADER_TIPS = {
     RANK: "Rank: 1 is read first",
     PRIORITY: "Most urgent AI finding of the study",
-    AI: "State of the study's AI results",
+    AI: "State of the study's AI results, or ✓ when a reader has reviewed them",
     WAITING: "Time since the study was acquired",
     FINDINGS: "Number of AI findings",
     REASON: "Why the study has this rank",
@@ -159,7 +175,7 @@ def _display(item: WorklistItem, column: int) -> str:
     values = {
         RANK: str(item.rank),
         PRIORITY: priority_text(item),
-        AI: theme.AI_STATUS_TEXT[item.ai_status],
+        AI: REVIEW_TEXT.get(item.review) or theme.AI_STATUS_TEXT[item.ai_status],
         MODALITY: study.modality,
         DESCRIPTION: study.description,
         ACCESSION: study.accession,
@@ -188,6 +204,10 @@ def _tooltip(item: WorklistItem, column: int) -> str | None:
         return "\n".join(
             f"{f.finding.meaning} ({f.urgency.label})" for f in item.findings
         )
+    if column == AI and item.review is not ReviewState.NONE:
+        who = f" by {item.reviewed_by}" if item.reviewed_by else ""
+        state = "in the archive" if item.review is ReviewState.REVIEWED else "in the outbox"
+        return f"AI results reviewed{who}; the assessment is {state}"
     if column == AI and item.problems:
         return "\n".join(item.problems)
     if column in (REASON, DESCRIPTION):
@@ -201,6 +221,8 @@ def _foreground(item: WorklistItem, column: int) -> QBrush | None:
         urgency = top_urgency(item)
         if urgency is not None:
             return QBrush(QColor(theme.URGENCY_COLOURS[urgency][0]))
+    if column == AI and item.review is not ReviewState.NONE:
+        return QBrush(QColor(theme.CONFIRMED))
     if column == AI and item.ai_status in (AIStatus.UNREADABLE, AIStatus.PENDING):
         return QBrush(QColor(theme.URGENT))
     if column in (REASON, ACCESSION, WAITING):

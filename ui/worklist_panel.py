@@ -126,7 +126,7 @@ class WorklistPanel(QWidget):
         header.setStretchLastSection(True)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         for column, width in (
-            (RANK, 34), (PRIORITY, 100), (AI, 96), (MODALITY, 76),
+            (RANK, 34), (PRIORITY, 100), (AI, 112), (MODALITY, 76),
             (DESCRIPTION, 170), (ACCESSION, 96), (WAITING, 86), (FINDINGS, 72), (REASON, 320),
         ):
             self.table.setColumnWidth(column, width)
@@ -239,6 +239,10 @@ class WorklistPanel(QWidget):
         )
         self.table.scrollTo(proxy_index)
         return True
+
+    def mark_submitted(self, study_uid: str) -> bool:
+        """The reader submitted this study's review: show it as such right away."""
+        return self.model.mark_submitted(study_uid)
 
     def select_top(self) -> str | None:
         """Select the first visible row; its study UID, or None when the list is empty."""
