@@ -158,6 +158,7 @@ class MainWindow(QMainWindow):
             self._refreshing = False
             self.worklist_panel.set_refreshing(False)
         self.worklist = built
+        self.review.audit_query(len(built.items), len(built.errors))
         self.worklist_panel.set_worklist(built)
         if built.errors:
             self.statusBar().showMessage(

@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QDialog, QWidget
 
 from app.audit.events import AuditEvent, EventKind
+from app.audit.events import Outcome as AuditOutcome
 from app.domain import AIResult, AIStatus, Finding, Region, StudyRef, Verdict
 from app.errors import CompanionError
 from app.review.services import ReviewServices
@@ -334,6 +335,28 @@ class ReviewController(QObject):
         return receipt
 
     # -- audit -----------------------------------------------------------------------------
+    def audit_query(self, studies: int, errors: int) -> None:
+        """A worklist search of the archive (PS3.15 "Query")."""
+        services = self.services
+        if services is None:
+            return
+        event = AuditEvent(
+            kind=EventKind.QUERY,
+            user=services.reader.user_id,
+            outcome=AuditOutcome.MINOR_FAILURE if errors else AuditOutcome.SUCCESS,
+            details={
+                "what": "worklist",
+                "query": "QIDO-RS: studies; instances with Modality=SR",
+                "destination": services.destination,
+                "studies": studies,
+                "problems": errors,
+            },
+        )
+        try:
+            services.audit.append(event)
+        except CompanionError as exc:
+            self.ops.show_error(f"The audit trail could not be written: {exc}")
+
     def _audit_open(self, study: StudyRef, results: Sequence[AIResult]) -> None:
         services = self.services
         if services is None:

@@ -51,7 +51,7 @@ class RejectDialog(QDialog):
         self.reasons.itemDoubleClicked.connect(lambda _item: self.accept())
         self.reasons.currentRowChanged.connect(lambda _row: self._update())
         self.comment = QLineEdit(self)
-        self.comment.setPlaceholderText("Comment (needed for “Other reason”)")
+        self.comment.setPlaceholderText("Comment (needed for “Other”)")
         self.comment.textChanged.connect(lambda _text: self._update())
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self

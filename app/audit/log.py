@@ -45,6 +45,7 @@ from typing import Self
 from app.audit.events import AuditEvent, EventKind, Outcome, canonical_json, format_time
 from app.audit.key import key_fingerprint, load_key
 from app.errors import AuditError
+from app.journal_db import open_journal_db
 from app.settings import journal_path
 
 __all__ = ["AuditEntry", "AuditEvent", "AuditLog", "EventKind", "Outcome", "VerifyResult"]
@@ -150,14 +151,9 @@ class AuditLog:
 
     def __init__(self, path: Path | str | None = None, key: bytes | None = None) -> None:
         self.path = Path(path) if path is not None else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._key = key
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(
-            self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-        )
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn = open_journal_db(self.path)
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:

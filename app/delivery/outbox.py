@@ -35,6 +35,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from app.errors import CompanionError
+from app.journal_db import open_journal_db
 from app.settings import journal_path
 
 log = logging.getLogger(__name__)
@@ -172,13 +173,7 @@ class Outbox:
         self._clock = clock
         self._lock = threading.RLock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Autocommit mode: every transaction below is opened explicitly.
-            self._db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db = open_journal_db(self.path)
             self._db.executescript(_SCHEMA)
             columns = {r[1] for r in self._db.execute("PRAGMA table_info(outbox_item)")}
             if "destination" not in columns:  # a journal from before destinations

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 
 import highdicom as hd
 from pydicom.dataset import Dataset
-from pydicom.sr.codedict import codes as dcm_codes
 
 from app.domain import Assessment, Code, Finding
 from app.results import codes
@@ -30,7 +29,7 @@ from app.results.review_context import (
 from app.results.sr_writer import (
     IMAGING_PROCEDURE,
     concept,
-    device_uid,
+    device_observer,
     measurement_group,
     measurement_report,
 )
@@ -127,15 +126,7 @@ def _device(assessment: Assessment) -> hd.sr.ObserverContext | None:
     algorithm = assessment.assessed.algorithm
     if algorithm is None or not algorithm.name:
         return None
-    return hd.sr.ObserverContext(
-        observer_type=dcm_codes.DCM.Device,
-        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            uid=device_uid(algorithm),
-            name=algorithm.name,
-            manufacturer_name=algorithm.manufacturer or None,
-            model_name=algorithm.name,
-        ),
-    )
+    return device_observer(algorithm)
 
 
 def _procedure(ai_sr: Dataset) -> Code:

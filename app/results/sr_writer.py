@@ -67,6 +67,19 @@ def device_uid(algorithm: Algorithm) -> str:
     )
 
 
+def device_observer(algorithm: Algorithm) -> hd.sr.ObserverContext:
+    """The algorithm as the DEVICE observer of a report (TID 1004)."""
+    return hd.sr.ObserverContext(
+        observer_type=dcm_codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=device_uid(algorithm),
+            name=algorithm.name,
+            manufacturer_name=algorithm.manufacturer or None,
+            model_name=algorithm.name,
+        ),
+    )
+
+
 def build_ai_result_sr(
     evidence: Sequence[Dataset],
     algorithm: Algorithm,
@@ -90,16 +103,7 @@ def build_ai_result_sr(
     if not evidence:
         raise ValueError("evidence must hold at least one image, got none")
     when = content_datetime or datetime.now().replace(microsecond=0)
-    observer = hd.sr.ObserverContext(
-        observer_type=dcm_codes.DCM.Device,
-        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            uid=device_uid(algorithm),
-            name=algorithm.name,
-            manufacturer_name=algorithm.manufacturer or None,
-            model_name=algorithm.name,
-        ),
-    )
-    context = hd.sr.ObservationContext(observer_device_context=observer)
+    context = hd.sr.ObservationContext(observer_device_context=device_observer(algorithm))
     procedure = concept(procedure_code(evidence[0]))
     by_uid = {str(ds.SOPInstanceUID): ds for ds in evidence}
     groups = [measurement_group(f, by_uid, evidence[0]) for f in findings]

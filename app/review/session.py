@@ -179,7 +179,7 @@ class ReviewSession:
                 f"reject reason must be one of the listed reasons, got {reason.meaning!r}"
             )
         if reason.same_concept(codes.REJECT_REASONS["other"]) and not comment.strip():
-            raise ReviewError("a rejection for 'Other reason' needs a comment saying why")
+            raise ReviewError("a rejection for 'Other' needs a comment saying why")
         self._apply(
             tracking_uid,
             self._decision(

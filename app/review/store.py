@@ -20,6 +20,7 @@ from pathlib import Path
 from app.domain import Decision
 from app.domain.serialize import decision_from_json
 from app.errors import ReviewError
+from app.journal_db import open_journal_db
 from app.settings import journal_path
 
 _SCHEMA = """
@@ -71,12 +72,7 @@ class ReviewStore:
         self.path = Path(path) if path is not None else journal_path()
         self._lock = threading.Lock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db = open_journal_db(self.path)
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise ReviewError(f"cannot open the review journal at {self.path}: {exc}") from exc

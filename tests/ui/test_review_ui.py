@@ -235,3 +235,7 @@ def test_review_confirm_reject_move_add_submit_then_read_back(
     assert item is not None and item.review is ReviewState.REVIEWED
     assert item.reviewed_by == "BAILEY^MIRANDA"
     assert services.audit.verify().ok
+    kinds = [e.event.kind.value for e in services.audit.entries()]
+    assert kinds[:3] == ["query", "study_opened", "findings_shown"]
+    assert kinds.count("decision") == 4 and kinds.count("submit") == 1
+    assert kinds.count("send_outcome") == 2
