@@ -18,6 +18,7 @@ from app.domain import Code, Verdict
 from app.domain.review import AssessmentRecord, RecordedDecision
 from app.errors import ResultParseError
 from app.results import codes
+from app.results.sr_reader import code_of
 
 _VERDICTS = {(c.value, c.scheme): Verdict(key) for key, c in codes.VERDICT_VALUES.items()}
 _MALFORMED = (AttributeError, KeyError, IndexError, TypeError, ValueError, OverflowError)
@@ -60,7 +61,7 @@ def _read(ds: Dataset) -> AssessmentRecord:
     assessed_sop = assessed_series = edited = ""
     decisions: list[RecordedDecision] = []
     for item in _children(ds):
-        name = _code(item)
+        name = code_of(item)
         if name is None:
             continue
         relation = item.get("RelationshipType")
@@ -72,7 +73,7 @@ def _read(ds: Dataset) -> AssessmentRecord:
             elif name.same_concept(codes.PERSON_OBSERVER_ORGANIZATION):
                 organization = str(item.get("TextValue", ""))
             elif name.same_concept(codes.PERSON_OBSERVER_ROLE):
-                role = _code(item, "ConceptCodeSequence")
+                role = code_of(item, "ConceptCodeSequence")
         elif name.same_concept(codes.ASSESSED_RESULT):
             assessed_sop, assessed_series = _assessed(item)
         elif name.same_concept(codes.EDITED_RESULT):
@@ -104,7 +105,7 @@ def _read(ds: Dataset) -> AssessmentRecord:
 def _assessed(container: Dataset) -> tuple[str, str]:
     sop = series = ""
     for item in _children(container):
-        name = _code(item)
+        name = code_of(item)
         if name is None:
             continue
         if name.same_concept(codes.SOURCE_REPORT):
@@ -120,7 +121,7 @@ def _decision(container: Dataset, index: int) -> RecordedDecision:
     reason = finding = None
     changed: list[Code] = []
     for item in _children(container):
-        name = _code(item)
+        name = code_of(item)
         if name is None:
             continue
         if name.same_concept(codes.TRACKING_UID):
@@ -128,16 +129,16 @@ def _decision(container: Dataset, index: int) -> RecordedDecision:
         elif name.same_concept(codes.TRACKING_IDENTIFIER):
             tracking_id = str(item.get("TextValue", ""))
         elif name.same_concept(codes.FINDING):
-            finding = _code(item, "ConceptCodeSequence")
+            finding = code_of(item, "ConceptCodeSequence")
         elif name.same_concept(codes.VERDICT):
-            value = _code(item, "ConceptCodeSequence")
+            value = code_of(item, "ConceptCodeSequence")
             verdict = _VERDICTS.get((value.value, value.scheme)) if value else None
             if verdict is None:
                 raise ResultParseError(f"finding assessment {index + 1}: unknown verdict {value}")
         elif name.same_concept(codes.REJECT_REASON):
-            reason = _code(item, "ConceptCodeSequence")
+            reason = code_of(item, "ConceptCodeSequence")
         elif name.same_concept(codes.CHANGED_ATTRIBUTE):
-            value = _code(item, "ConceptCodeSequence")
+            value = code_of(item, "ConceptCodeSequence")
             if value is not None:
                 changed.append(value)
         elif name.same_concept(codes.COMMENT):
@@ -161,15 +162,6 @@ def _decision(container: Dataset, index: int) -> RecordedDecision:
 # -- helpers --------------------------------------------------------------------
 def _children(item: Dataset) -> list[Dataset]:
     return list(item.get("ContentSequence") or [])
-
-
-def _code(item: Dataset, attr: str = "ConceptNameCodeSequence") -> Code | None:
-    seq = item.get(attr)
-    if not seq:
-        return None
-    c = seq[0]
-    value = c.get("CodeValue") or c.get("LongCodeValue") or c.get("URNCodeValue") or ""
-    return Code(str(value), str(c.get("CodingSchemeDesignator", "")), str(c.get("CodeMeaning", "")))
 
 
 def _referenced_sop(item: Dataset) -> str:
