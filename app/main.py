@@ -4,6 +4,7 @@
     companion worklist [--demo | --server URL] [--json]
     companion findings STUDY_UID [--demo | --server URL] [--json]
     companion seed-demo TARGET [--seed N]
+    companion --self-test [--json]
     companion outbox status [--json] | flush [--demo | --server URL] | retry ID | discard ID
     companion audit verify | export [--from ISO] [--to ISO] [--output FILE]
 
@@ -56,6 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="wait until the worklist (and opened study) is shown, save a screenshot, exit",
     )
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check whether this machine can run the companion (display, OpenGL, decoders, "
+        "keyring, GPU, folders, archives); exit 1 on any failure",
+    )
+    parser.add_argument("--json", action="store_true", help="with --self-test: JSON on stdout")
+    parser.add_argument("--self-test-probe", action="store_true", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     wl = sub.add_parser("worklist", help="print the ranked worklist")
@@ -86,6 +95,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
+        if args.self_test_probe:  # the display half of --self-test, in a child process
+            from ui.self_test_probe import probe
+
+            return probe()
+        if args.self_test:
+            from app import selftest
+            from app.settings import load_settings
+
+            checks = selftest.run_all(load_settings())
+            print(selftest.report(checks, as_json=args.json))
+            return selftest.exit_code(checks)
         if args.command == "worklist":
             return _worklist(args)
         if args.command == "findings":
