@@ -126,6 +126,8 @@ class ReviewController(QObject):
             "redraw_region": self._redraw_region,
             "jump": self._jump,
         }
+        if name in ("undo", "redo"):
+            self.study_view.viewer.editor.cancel()  # an edit in progress is of the old state
         try:
             if name == "undo":
                 session.undo() if session.can_undo else self.sig_message.emit("Nothing to undo")
