@@ -6,6 +6,7 @@ no I/O. Blocking calls go through ``AsyncOps`` (the one place errors are shown).
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import QLabel, QLayout, QMainWindow, QSplitter, QVBoxLayo
 
 from app.archive.protocol import ImageArchive
 from app.domain import AIResult, AIStatus, StudyRef
+from app.errors import ArchiveError
 from app.review.services import ReviewServices
 from app.settings import Settings
 from app.worklist.service import Worklist, WorklistService
@@ -27,6 +29,7 @@ from ui.review_keys import KEYS, ShortcutsSheet
 from ui.study_view import StudyView
 from ui.worklist_panel import WorklistPanel
 
+log = logging.getLogger(__name__)
 ICON = Path(__file__).resolve().parents[1] / "resources" / "icons" / "app.svg"
 
 
@@ -213,13 +216,16 @@ class MainWindow(QMainWindow):
         """Blocking: the study's current AI results, and the SR datasets of the editable
         ones (kept so that a submit works even when the archive is down by then)."""
         results = self.service.results_for(study_uid)
-        datasets = {
-            r.sop_instance_uid: self.archive.retrieve_instance(
-                r.study_instance_uid, r.series_instance_uid, r.sop_instance_uid
-            )
-            for r in results
-            if r.editable and self.review_services is not None
-        }
+        datasets: dict[str, Dataset] = {}
+        for r in results:
+            if not r.editable or self.review_services is None:
+                continue
+            try:
+                datasets[r.sop_instance_uid] = self.archive.retrieve_instance(
+                    r.study_instance_uid, r.series_instance_uid, r.sop_instance_uid
+                )
+            except ArchiveError:  # the cards still show; a submit says to reopen the study
+                log.warning("an AI result SR could not be retrieved for the review")
         return results, datasets
 
     def _update_open_study(self, built: Worklist) -> None:
