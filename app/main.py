@@ -1,6 +1,7 @@
 """Command line and composition root: the one place that wires core, archive and Qt.
 
-    companion [--demo | --server URL] [--open STUDY_UID] [--screenshot FILE.png]
+    companion [--demo | --server URL] [--open STUDY_UID | --accession ACC | companion://open?...]
+              [--screenshot FILE.png]
     companion worklist [--demo | --server URL] [--json]
     companion findings STUDY_UID [--demo | --server URL] [--json]
     companion seed-demo TARGET [--seed N]
@@ -20,8 +21,13 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from app.context.launch import LaunchRequest
 from app.errors import CompanionError
+
+if TYPE_CHECKING:
+    from app.archive.protocol import ImageArchive
 
 log = logging.getLogger("app")
 
@@ -50,7 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more to stderr")
     _add_source(parser)
-    parser.add_argument("--open", metavar="STUDY_UID", help="open this study at start")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--open", metavar="STUDY_UID", help="open this study at start")
+    start.add_argument(
+        "--accession", metavar="ACC", help="open the study with this accession number at start"
+    )
+    # A companion://open?study=UID link given as an argument (the desktop's URL handler
+    # passes it on its own) arrives here through main()'s argv rewrite.
+    start.add_argument("--url", metavar="LINK", help=argparse.SUPPRESS)
     parser.add_argument(
         "--screenshot",
         metavar="FILE.png",
@@ -88,8 +101,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The parsed command line; a bare ``companion://...`` argument becomes ``--url``."""
+    from app.context.launch import is_launch_url
+
+    raw = list(sys.argv[1:] if argv is None else argv)
+    # `companion companion://open?...` is what the desktop and Windows URL handlers run.
+    raw = [part for arg in raw for part in (["--url", arg] if is_launch_url(arg) else [arg])]
+    return build_parser().parse_args(raw)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -202,7 +225,9 @@ def _findings(args: argparse.Namespace) -> int:
                 print(f"  [{f.urgency.label}] {f.finding.meaning} · {site} · certainty {cert}")
     for r in results:
         if not r.readable:
-            print(f"companion: warning: AI result {r.sop_instance_uid}: {r.problem}", file=sys.stderr)
+            print(
+                f"companion: warning: AI result {r.sop_instance_uid}: {r.problem}", file=sys.stderr
+            )
     return 0
 
 
@@ -215,6 +240,7 @@ def _seed_demo(args: argparse.Namespace) -> int:
 
 
 def _gui(args: argparse.Namespace) -> int:
+    request, link_problem = _launch_request(args)
     # Qt is imported only here: the CLI commands above stay Qt-free and fast.
     from ui.app import prepare_with_progress, run_gui
 
@@ -222,6 +248,9 @@ def _gui(args: argparse.Namespace) -> int:
         "Preparing the archive (the offline demo is generated on first start)…",
         lambda report: _services(args, report),
     )
+
+    open_study_uid, start_message = _study_to_open(request, connection.archive)
+    start_message = link_problem or start_message
 
     from app.review.services import open_review_services
 
@@ -244,7 +273,8 @@ def _gui(args: argparse.Namespace) -> int:
             service,
             settings,
             mode_label=connection.mode_label,
-            open_study_uid=args.open,
+            open_study_uid=open_study_uid,
+            start_message=start_message,
             screenshot=args.screenshot,
             review=review,
             review_unavailable=unavailable,
@@ -252,6 +282,49 @@ def _gui(args: argparse.Namespace) -> int:
     finally:
         if review is not None:
             review.close()
+
+
+def _launch_request(args: argparse.Namespace) -> tuple[LaunchRequest | None, str]:
+    """What --open, --accession or a companion:// link asks for (None: the top of the worklist).
+
+    A bad --open or --accession ends the command (the user typed it); a bad link, which
+    the desktop passed on a click with no terminal to read, opens the window with the
+    reason in its status bar instead.
+    """
+    from app.context.launch import LaunchError, check_study_uid, parse_launch_url
+
+    if args.url:
+        try:
+            return parse_launch_url(args.url), ""
+        except LaunchError as exc:
+            return None, f"The link could not be followed: {exc}"
+    if args.accession:
+        return LaunchRequest(accession=args.accession), ""
+    if args.open:
+        return LaunchRequest(study_uid=check_study_uid(args.open)), ""
+    return None, ""
+
+
+def _study_to_open(request: LaunchRequest | None, archive: ImageArchive) -> tuple[str | None, str]:
+    """The study UID a launch request names, looking an accession number up in the archive."""
+    if request is None:
+        return None, ""
+    if request.study_uid:
+        return request.study_uid, ""
+    # Not every archive filters on Accession Number (the local demo archive ignores the
+    # filter and answers every study): the answers are checked here too.
+    studies = [
+        s
+        for s in archive.search_studies({"AccessionNumber": request.accession or ""})
+        if s.accession == request.accession
+    ]
+    if len(studies) == 1:
+        return studies[0].study_uid, ""
+    # The window still opens (the worklist is useful) and says why no study was opened;
+    # the accession number itself stays out of messages and logs.
+    if not studies:
+        return None, "No study with the requested accession number is in the archive"
+    return None, "The requested accession number matches several studies: pick one in the worklist"
 
 
 if __name__ == "__main__":

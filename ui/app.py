@@ -128,6 +128,7 @@ def run_gui(
     screenshot: Path | None = None,
     review: ReviewServices | None = None,
     review_unavailable: str = "",
+    start_message: str = "",
 ) -> int:
     """Show the main window until it is closed (or, with ``screenshot``, until it is saved)."""
     app = ensure_application()
@@ -145,8 +146,19 @@ def run_gui(
                 window.statusBar().showMessage(review.notice, 30_000)
         elif review_unavailable:
             window.banner.show_message(f"Reviews cannot be submitted: {review_unavailable}")
+        if start_message:
+            window.statusBar().showMessage(start_message, 30_000)
         window.resize(*window_size())
         window.show()
+        shown_once: list[bool] = []
+
+        def log_first_worklist() -> None:
+            # installer/measure_start.py times the start-up to this line.
+            if not shown_once:
+                shown_once.append(True)
+                log.info("worklist shown")
+
+        window.sig_worklist_shown.connect(log_first_worklist)
         try:
             if screenshot is None:
                 window.ops.start(_first_refresh(window, open_study_uid))

@@ -1,0 +1,1 @@
+"""How the companion is told which study to show: launch arguments and URLs."""
