@@ -104,5 +104,6 @@ def _write_color(ds: Dataset, frame: np.ndarray, target: np.ndarray) -> None:
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
+    """The exception on one line (pydicom lists each plugin's reason on its own line)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:300]
