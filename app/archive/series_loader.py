@@ -104,6 +104,9 @@ def volume_from_datasets(
     """Build a volume from datasets already in memory (files opened from disk), with the
     same plan and decoder as a streamed series. Raises ``VolumeLoadError`` when no frame
     decodes; frames that fail are gaps with their reason."""
+    if datasets:
+        study_uid = study_uid or str(datasets[0].get("StudyInstanceUID", ""))
+        series_uid = series_uid or str(datasets[0].get("SeriesInstanceUID", ""))
     plan = plan_series(datasets, study_uid, series_uid)
     run = _Run(plan, threading.Event(), None, None)
     for z in range(len(plan.slots)):

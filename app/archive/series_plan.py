@@ -105,10 +105,17 @@ def plan_series(headers: Sequence[Dataset], study_uid: str, series_uid: str) -> 
     problems: list[str] = []
     images: list[Dataset] = []
     for ds in headers:
-        if int(ds.get("Rows", 0) or 0) > 0 and int(ds.get("Columns", 0) or 0) > 0:
+        uid = ds.get("SOPInstanceUID", "?")
+        try:
+            rows, cols, _ = _shape_key(ds)
+            int(ds.get("NumberOfFrames", 1) or 1)
+        except (TypeError, ValueError, AttributeError) as exc:
+            problems.append(f"instance {uid} has an unreadable image header ({exc}); skipped")
+            continue
+        if rows > 0 and cols > 0:
             images.append(ds)
         else:
-            problems.append(f"instance {ds.get('SOPInstanceUID', '?')} is not an image; skipped")
+            problems.append(f"instance {uid} is not an image (no Rows/Columns); skipped")
     if not images:
         why = "; ".join(problems[:3]) or "the series holds no images"
         raise VolumeLoadError(f"series {series_uid} has no displayable image: {why}")
@@ -210,7 +217,7 @@ def fetch_order(n_slices: int, first: int) -> list[int]:
 def _shape_key(ds: Dataset) -> tuple[int, int, bool]:
     photometric = str(ds.get("PhotometricInterpretation", "")).upper()
     color = int(ds.get("SamplesPerPixel", 1) or 1) > 1 or photometric in COLOR_PHOTOMETRICS
-    return int(ds.Rows), int(ds.Columns), color
+    return int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0), color
 
 
 def frame_item(ds: Dataset, index: int, inner: str) -> Dataset | None:
@@ -231,18 +238,24 @@ def frame_item(ds: Dataset, index: int, inner: str) -> Dataset | None:
 def _position(ds: Dataset, index: int) -> tuple[float, float, float] | None:
     item = frame_item(ds, index, "PlanePositionSequence")
     value = (item or ds).get("ImagePositionPatient")
-    if value is None or len(value) != 3:
+    try:
+        if value is None or len(value) != 3:
+            return None
+        return float(value[0]), float(value[1]), float(value[2])
+    except (TypeError, ValueError):
         return None
-    return float(value[0]), float(value[1]), float(value[2])
 
 
 def _orientation(ds: Dataset) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
     item = frame_item(ds, 0, "PlaneOrientationSequence")
     value = (item or ds).get("ImageOrientationPatient")
-    if value is None or len(value) != 6:
+    try:
+        if value is None or len(value) != 6:
+            return None
+        row = np.asarray([float(v) for v in value[:3]])
+        col = np.asarray([float(v) for v in value[3:]])
+    except (TypeError, ValueError):
         return None
-    row = np.asarray([float(v) for v in value[:3]])
-    col = np.asarray([float(v) for v in value[3:]])
     if np.linalg.norm(row) == 0 or np.linalg.norm(col) == 0:
         return None
     return tuple(row / np.linalg.norm(row)), tuple(col / np.linalg.norm(col))
