@@ -16,6 +16,8 @@ from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import QLabel, QLayout, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
 from app.archive.protocol import ImageArchive
+from app.archive.series_cache import SeriesCache
+from app.archive.series_loader import SeriesLoader
 from app.domain import AIResult, AIStatus, StudyRef
 from app.errors import ArchiveError
 from app.review.services import ReviewServices
@@ -71,7 +73,16 @@ class MainWindow(QMainWindow):
         self.ops.sig_error.connect(self._remember_error)
 
         self.worklist_panel = WorklistPanel(settings.refresh_seconds, self)
-        self.study_view = StudyView(archive, self.ops, self)
+        self.study_view = StudyView(
+            archive,
+            self.ops,
+            self,
+            loader=SeriesLoader(
+                archive,
+                SeriesCache(settings.series_cache_mb),
+                max_requests=settings.series_max_requests,
+            ),
+        )
         self.findings_panel = FindingsPanel(self)
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
         splitter.addWidget(self.worklist_panel)

@@ -1,14 +1,18 @@
 """The centre of the window: one study's image series in the slice viewer.
 
-Opening a study lists its image series, loads the biggest in the background
-and shows the slice of its most urgent AI finding (else the middle slice).
-Opening another study, or picking another series, cancels a load in flight.
+Opening a study lists its image series and streams the biggest in the
+background: the slice of its most urgent AI finding (else the middle slice)
+is loaded first and shown as soon as it arrives, then the rest fills in under
+a progress bar. Opening another study, or picking another series, cancels a
+load in flight.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -20,11 +24,12 @@ from PySide6.QtWidgets import (
 )
 
 from app.archive.protocol import ImageArchive
+from app.archive.series_cache import SeriesCache
+from app.archive.series_loader import SeriesLoader
 from app.archive.volume import (
     ImageVolume,
     LoadCancelled,
     display_series,
-    load_volume,
     slice_index_for_region,
 )
 from app.domain import Finding, SeriesRef
@@ -48,15 +53,34 @@ def by_importance(findings: Sequence[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: (-int(f.urgency), -(f.certainty or 0.0)))
 
 
+def _target(volume: ImageVolume, findings: Sequence[Finding]) -> tuple[Finding, int] | None:
+    """The first of ``findings`` with a region in ``volume``, and its slice."""
+    for finding in findings:
+        index = finding_slice(volume, finding)
+        if index is not None:
+            return finding, index
+    return None
+
+
 class StudyView(QWidget):
     """Series switcher + slice viewer + load progress for one study."""
 
-    sig_image_shown = Signal(str)  # study UID, once a volume is on screen
+    sig_image_shown = Signal(str)  # study UID, once a whole volume is loaded and on screen
+    sig_first_image = Signal(str)  # study UID, when the first slice of a series is on screen
     sig_finding_shown = Signal(str)  # Tracking UID of the finding now highlighted
 
-    def __init__(self, archive: ImageArchive, ops: AsyncOps, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        archive: ImageArchive,
+        ops: AsyncOps,
+        parent: QWidget | None = None,
+        *,
+        loader: SeriesLoader | None = None,
+        cache_mb: float = 1024,
+    ) -> None:
         super().__init__(parent)
         self._archive = archive
+        self.loader = loader or SeriesLoader(archive, SeriesCache(cache_mb))
         self._ops = ops
         self.has_no_images = False  # the open study has no image series to show
         self.series_combo = QComboBox(self)
@@ -93,6 +117,7 @@ class StudyView(QWidget):
         self._highlight: str | None = None
         self._series_of_sop: dict[str, str] = {}
         self._pending_finding: str | None = None  # to show once its series is loaded
+        self._streaming: ImageVolume | None = None  # the volume a load is filling
         self.series_combo.activated.connect(self._on_series_picked)
 
     # -- public -----------------------------------------------------------------------
@@ -222,11 +247,33 @@ class StudyView(QWidget):
         self.progress.setRange(0, 0)
         self.progress.show()
         study_uid = self._study_uid or ref.study_uid
+        loop = asyncio.get_running_loop()
+
+        def post(fn: Callable[..., None], *args: Any) -> None:  # from a loader thread
+            try:
+                loop.call_soon_threadsafe(fn, generation, *args)
+            except RuntimeError:  # the loop stopped while the loader ran
+                pass
+
+        wanted = [f for f in self._findings if f.tracking_uid == self._pending_finding]
+        candidates = wanted + by_importance(self._findings)
+
+        def prefer(volume: ImageVolume) -> int | None:  # runs on the loader thread
+            target = _target(volume, candidates)
+            return target[1] if target else None
+
+        self._streaming = None
         try:
             volume = await self._ops.run(
                 "Loading images",
-                lambda report: load_volume(
-                    self._archive, study_uid, ref.series_uid, progress=report, cancel=cancel
+                lambda report: self.loader.load(
+                    study_uid,
+                    ref.series_uid,
+                    prefer=prefer,
+                    on_volume=lambda v: post(self._on_volume, v),
+                    on_slice=lambda z: post(self._on_slice, z),
+                    progress=report,
+                    cancel=cancel,
                 ),
                 on_progress=lambda done, total: self._on_progress(generation, done, total),
                 quiet=(LoadCancelled,),
@@ -242,26 +289,42 @@ class StudyView(QWidget):
             return False
         self.progress.hide()
         self._set_status("")
-        wanted = [f for f in self._findings if f.tracking_uid == self._pending_finding]
         self._pending_finding = None
-        target = next(
-            (
-                (f, i)
-                for f in wanted + by_importance(self._findings)
-                if (i := finding_slice(volume, f)) is not None
-            ),
-            None,
-        )
+        if self.viewer.volume is not volume:  # e.g. every slice came before the UI looked
+            self._show_first(volume)
+        self.viewer.refresh_slice(self.viewer.slice_index)
+        if volume.problems:
+            gaps = f"{len(volume.gaps)} image(s) not available" if volume.gaps else ""
+            skipped = len(volume.problems) - len(volume.gaps)
+            text = ", ".join(t for t in (gaps, f"{skipped} skipped" if skipped else "") if t)
+            self._set_status(text, warn=True)
+            self.status.setToolTip("\n".join(volume.problems))
+        self.sig_image_shown.emit(study_uid)
+        if self._highlight:
+            self.sig_finding_shown.emit(self._highlight)
+        return True
+
+    def _on_volume(self, generation: int, volume: ImageVolume) -> None:
+        if generation == self._generation:
+            self._streaming = volume
+
+    def _on_slice(self, generation: int, index: int) -> None:
+        """A slice has landed (queued from the loader): show the first, refresh the rest."""
+        volume = self._streaming
+        if generation != self._generation or volume is None:
+            return
+        if self.viewer.volume is not volume:
+            self._show_first(volume)
+        else:
+            self.viewer.refresh_slice(index)
+
+    def _show_first(self, volume: ImageVolume) -> None:
+        wanted = [f for f in self._findings if f.tracking_uid == self._pending_finding]
+        target = _target(volume, wanted + by_importance(self._findings))
         self.viewer.show_volume(volume, target[1] if target else None)
         self._highlight = target[0].tracking_uid if target else None
         self.viewer.set_findings(self._findings, self._highlight)
-        if volume.problems:
-            self._set_status(f"{len(volume.problems)} image(s) skipped", warn=True)
-            self.status.setToolTip("\n".join(volume.problems))
-        self.sig_image_shown.emit(study_uid)
-        if target:
-            self.sig_finding_shown.emit(target[0].tracking_uid)
-        return True
+        self.sig_first_image.emit(volume.study_uid)
 
     def _on_progress(self, generation: int, done: int, total: int) -> None:
         # reports are queued from the worker: one may arrive after the load has finished

@@ -13,6 +13,7 @@ tests drive the viewer with ordinary Qt events.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -158,13 +159,39 @@ class SliceViewer(QWidget):
         self._image.SetDimensions(cols, rows, 1)
         self._image.SetSpacing(dx, dy, 1.0)
         self._image.SetOrigin(0.0, 0.0, 0.0)
-        scalars = numpy_to_vtk(self._slice_data.reshape(-1), deep=False)
+        flat = self._slice_data.reshape(-1, 3) if self._volume.is_color else self._slice_data.ravel()
+        scalars = numpy_to_vtk(flat, deep=False)
         self._image.GetPointData().SetScalars(scalars)
         self._image.Modified()
+        self._update_slice_state()
         self._update_regions()
         self._update_text()
         self._render()
         self.sig_slice_changed.emit(index)
+
+    def refresh_slice(self, index: int) -> None:
+        """Slice ``index`` of the volume on screen has filled in (or become a gap):
+        redraw it if it is the one shown. Called as a streaming load progresses."""
+        if self._volume is None or index != self._index:
+            return
+        self._image.Modified()
+        self._update_slice_state()
+        self._render()
+
+    def _update_slice_state(self) -> None:
+        """A slice still loading, or a gap, shows a note in place of its pixels."""
+        vol = self._volume
+        if vol is None or self._index < 0:
+            return
+        loaded = vol.is_loaded(self._index)
+        self._slice_actor.SetVisibility(loaded)
+        note = ""
+        if self._index in vol.gaps:
+            note = "Image not available:\n" + textwrap.fill(vol.gaps[self._index], 60)
+        elif not loaded:
+            note = "Loading…"
+        self._text.message.SetInput(note)
+        self._text.message.SetVisibility(bool(note))
 
     def set_window(self, center: float, width: float) -> None:
         self._center, self._width = float(center), max(float(width), 1.0)

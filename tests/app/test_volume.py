@@ -181,7 +181,7 @@ def test_radiograph_is_one_slice_and_monochrome1_is_inverted(archive: DicomClien
     assert low >= 0 and high <= 4095 and vol.window_width > 1000
 
 
-def test_undecodable_frames_are_skipped_with_a_message(archive: DicomClientArchive) -> None:
+def test_an_undecodable_frame_is_a_gap_with_its_reason(archive: DicomClientArchive) -> None:
     study = generate_uid()
     slices = make_ct_series(study, n=3)
     broken = slices[1]
@@ -190,8 +190,11 @@ def test_undecodable_frames_are_skipped_with_a_message(archive: DicomClientArchi
     broken["PixelData"].VR = "OB"
     archive.store(slices)
     vol = load_volume(archive, study, slices[0].SeriesInstanceUID)
-    assert vol.pixels.shape[0] == 2
-    assert broken.SOPInstanceUID not in vol.sop_uids
+    assert vol.pixels.shape[0] == 3  # the gap keeps its place between its neighbours
+    gap = vol.sop_uids.index(broken.SOPInstanceUID)
+    assert gap == 1 and list(vol.gaps) == [1] and "decode" in vol.gaps[1]
+    assert not vol.is_loaded(1) and vol.is_loaded(0) and vol.is_loaded(2)
+    assert np.array_equal(vol.pixels[[0, 2], 0, 0], [0, 200])
     assert len(vol.problems) == 1 and broken.SOPInstanceUID in vol.problems[0]
 
 

@@ -1,0 +1,278 @@
+"""Stream a series into one volume, the reader's slice first (Qt-free).
+
+1. The series metadata (WADO-RS) gives the plan: slice order along the normal,
+   the volume allocated once, the rescale of every frame (``series_plan``).
+2. Instances are retrieved a bounded number at a time, nearest the preferred
+   slice (an AI finding's, else the middle) first (``frame_fetch``).
+3. Each frame is decoded on a thread pool straight into its slice
+   (``pixel_decode``); ``on_slice(z)`` says it is there, so a viewer can show the
+   first image long before the series is complete.
+4. A frame that cannot be retrieved or decoded becomes a gap with its reason;
+   the rest still loads. Setting ``cancel`` stops it within a fraction of a second.
+
+Callbacks run on worker threads: a UI must hand them to its own thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from pydicom.dataset import Dataset
+
+from app.archive.frame_fetch import InstanceFetcher
+from app.archive.pixel_decode import FrameDecodeError, write_frame
+from app.archive.protocol import ImageArchive
+from app.archive.series_cache import SeriesCache
+from app.archive.series_plan import (
+    SeriesPlan,
+    data_window,
+    fetch_order,
+    header_from_json,
+    plan_series,
+)
+from app.archive.volume import ImageVolume, LoadCancelled, Progress, VolumeLoadError
+
+log = logging.getLogger(__name__)
+
+Prefer = Callable[[ImageVolume], int | None]
+DEFAULT_MAX_REQUESTS = 6
+
+
+class SeriesLoader:
+    """Loads series from one archive; shares a recently-viewed cache between loads."""
+
+    def __init__(
+        self,
+        archive: ImageArchive,
+        cache: SeriesCache | None = None,
+        *,
+        max_requests: int = DEFAULT_MAX_REQUESTS,
+        decode_threads: int | None = None,
+    ) -> None:
+        self.archive = archive
+        self.cache = cache
+        self.max_requests = max_requests
+        self.decode_threads = decode_threads or max(2, os.cpu_count() or 2)
+
+    def load(
+        self,
+        study_uid: str,
+        series_uid: str,
+        *,
+        prefer: Prefer | None = None,
+        on_volume: Callable[[ImageVolume], None] | None = None,
+        on_slice: Callable[[int], None] | None = None,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> ImageVolume:
+        """Load a series (blocking: run it in an executor) and return its volume.
+
+        ``prefer(volume)`` names the slice to load first (the volume has its geometry
+        and SOP UIDs then, no pixels). ``on_volume`` gets the allocated volume before
+        any pixel; ``on_slice(z)`` fires as each slice lands or becomes a gap.
+        Raises ``LoadCancelled``, ``VolumeLoadError`` (nothing decodable) or the
+        archive's ``ArchiveError`` (the metadata could not be retrieved).
+        """
+        cancel = cancel or threading.Event()
+        if cancel.is_set():
+            raise LoadCancelled("loading the series was cancelled")
+        cached = self.cache.get(study_uid, series_uid) if self.cache is not None else None
+        if cached is not None:
+            return _replay(cached, prefer, on_volume, on_slice, progress)
+        metadata = self.archive.retrieve_series_metadata(study_uid, series_uid)
+        if cancel.is_set():
+            raise LoadCancelled("loading the series was cancelled")
+        plan = plan_series([header_from_json(m) for m in metadata], study_uid, series_uid)
+        volume = plan.volume
+        first = _preferred(volume, prefer)
+        if on_volume is not None:
+            on_volume(volume)
+        run = _Run(plan, cancel, on_slice, progress)
+        run.execute(self.archive, first, self.max_requests, self.decode_threads)
+        if self.cache is not None:
+            self.cache.put(volume)
+        return volume
+
+
+def volume_from_datasets(
+    datasets: Sequence[Dataset], study_uid: str = "", series_uid: str = ""
+) -> ImageVolume:
+    """Build a volume from datasets already in memory (files opened from disk), with the
+    same plan and decoder as a streamed series. Raises ``VolumeLoadError`` when no frame
+    decodes; frames that fail are gaps with their reason."""
+    if datasets:
+        study_uid = study_uid or str(datasets[0].get("StudyInstanceUID", ""))
+        series_uid = series_uid or str(datasets[0].get("SeriesInstanceUID", ""))
+    plan = plan_series(datasets, study_uid, series_uid)
+    run = _Run(plan, threading.Event(), None, None)
+    for z in range(len(plan.slots)):
+        run.decode(plan.headers[plan.slots[z].sop_uid], z)
+    run.finish()
+    return plan.volume
+
+
+class _Run:
+    """The state of one load: which slices are in, which are gaps, callbacks."""
+
+    def __init__(
+        self,
+        plan: SeriesPlan,
+        cancel: threading.Event,
+        on_slice: Callable[[int], None] | None,
+        progress: Progress | None,
+    ) -> None:
+        self.plan = plan
+        self.cancel = cancel
+        self.on_slice = on_slice
+        self.progress = progress
+        self.total = len(plan.slots)
+        self.done = 0
+        self.lock = threading.Lock()
+        self.finished = threading.Event()
+        self.window_known = plan.window_known
+
+    def execute(
+        self, archive: ImageArchive, first: int, max_requests: int, decode_threads: int
+    ) -> None:
+        plan = self.plan
+        if self.progress is not None:
+            self.progress(0, self.total)
+        order = fetch_order(self.total, first)
+        # one request per instance, in the order of its nearest slice; its frames in order too
+        wanted: dict[str, list[int]] = {}
+        for z in order:
+            wanted.setdefault(plan.slots[z].sop_uid, []).append(z)
+        instances = list(wanted)
+        decoders = ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="decode")
+        fetcher = InstanceFetcher(
+            archive,
+            plan.volume.study_uid,
+            plan.volume.series_uid,
+            max_requests=max_requests,
+            backlog=2 * decode_threads,
+            cancel=self.cancel,
+        )
+
+        def deliver(uid: str, ds: Dataset | None, error: str | None) -> None:
+            slices = wanted[uid]
+            if ds is None:
+                for z in slices:
+                    self.mark_gap(z, error or "not retrieved")
+                fetcher.release()
+                return
+            plan.volume.transfer_syntaxes.add(_syntax(ds))
+            pending = [len(slices)]
+            pending_lock = threading.Lock()
+
+            def decode_one(z: int) -> None:
+                try:
+                    if not self.cancel.is_set():
+                        self.decode(ds, z)
+                finally:
+                    with pending_lock:
+                        pending[0] -= 1
+                        last = pending[0] == 0
+                    if last:
+                        fetcher.release()
+
+            for z in slices:
+                try:
+                    decoders.submit(decode_one, z)
+                except RuntimeError:  # the pool was shut down: cancelled
+                    return
+
+        try:
+            fetcher.start(instances, deliver)
+            while not self.finished.wait(0.05):
+                if self.cancel.is_set():
+                    raise LoadCancelled("loading the series was cancelled")
+        finally:
+            fetcher.stop()
+            decoders.shutdown(wait=False, cancel_futures=True)
+        if self.cancel.is_set():
+            raise LoadCancelled("loading the series was cancelled")
+        self.finish()
+
+    def decode(self, ds: Dataset, z: int) -> None:
+        slot = self.plan.slots[z]
+        target = self.plan.volume.pixels[z]
+        try:
+            write_frame(ds, slot.frame_index, target, slot.slope, slot.intercept)
+        except FrameDecodeError as exc:
+            self.mark_gap(z, str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001  (one bad frame must not stop the series)
+            self.mark_gap(z, f"cannot decode: {type(exc).__name__}: {exc}"[:300])
+            return
+        self.mark_loaded(z)
+
+    def mark_loaded(self, z: int) -> None:
+        volume = self.plan.volume
+        with self.lock:
+            if not self.window_known and not volume.is_color:
+                volume.window_center, volume.window_width = data_window(volume.pixels[z])
+                self.window_known = True
+            assert volume.loaded is not None
+            volume.loaded[z] = True
+        self._count(z)
+
+    def mark_gap(self, z: int, reason: str) -> None:
+        volume = self.plan.volume
+        with self.lock:
+            volume.gaps[z] = reason
+        self._count(z)
+
+    def _count(self, z: int) -> None:
+        with self.lock:
+            self.done += 1
+            done = self.done
+        if self.on_slice is not None:
+            self.on_slice(z)
+        if self.progress is not None:
+            self.progress(done, self.total)
+        if done >= self.total:
+            self.finished.set()
+
+    def finish(self) -> None:
+        """Record the gaps as problems; fail when no slice could be shown at all."""
+        volume = self.plan.volume
+        for z in sorted(volume.gaps):
+            where = volume.sop_uids[z] + (f" frame {volume.frames[z]}" if volume.frames[z] else "")
+            volume.problems.append(f"instance {where}: {volume.gaps[z]}")
+        if len(volume.gaps) == self.total:
+            why = "; ".join(sorted(set(volume.gaps.values()))[:3])
+            raise VolumeLoadError(f"series {volume.series_uid} has no displayable image: {why}")
+        if volume.gaps:
+            log.info("series loaded with %d gap(s) of %d slices", len(volume.gaps), self.total)
+
+
+def _preferred(volume: ImageVolume, prefer: Prefer | None) -> int:
+    z = volume.shape[0]
+    index = prefer(volume) if prefer is not None else None
+    return z // 2 if index is None else max(0, min(int(index), z - 1))
+
+
+def _replay(
+    volume: ImageVolume,
+    prefer: Prefer | None,
+    on_volume: Callable[[ImageVolume], None] | None,
+    on_slice: Callable[[int], None] | None,
+    progress: Progress | None,
+) -> ImageVolume:
+    """A cached volume: the same callbacks a load would make, at once."""
+    if on_volume is not None:
+        on_volume(volume)
+    if on_slice is not None:
+        on_slice(_preferred(volume, prefer))
+    if progress is not None:
+        progress(volume.shape[0], volume.shape[0])
+    return volume
+
+
+def _syntax(ds: Dataset) -> str:
+    meta = getattr(ds, "file_meta", None)
+    return str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""

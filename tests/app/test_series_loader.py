@@ -1,0 +1,245 @@
+"""The streaming series loader against a real Orthanc (DICOMweb) and the local archive.
+
+Series are made with random pixels (so compression is not trivial), stored with
+Instance Numbers shuffled and in reverse order, and compressed with pydicom's
+encoders (pyjpegls, pylibjpeg-openjpeg, pydicom's RLE) or deflated.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.encaps import encapsulate, generate_frames
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLSLossless,
+    RLELossless,
+    generate_uid,
+)
+
+from app.archive.client import DicomClientArchive, open_dicomweb, open_local
+from app.archive.series_cache import MB, SeriesCache
+from app.archive.series_loader import SeriesLoader
+from app.archive.volume import (
+    ImageVolume,
+    LoadCancelled,
+    VolumeLoadError,
+    slice_index_for_sop,
+)
+from tests.app.test_volume import _base, make_ct_series
+from tests.support.orthanc import OrthancServer
+
+pytestmark = pytest.mark.orthanc
+
+SIZE = 64
+
+
+def _hu(n: int, seed: int = 0) -> np.ndarray:
+    """Random HU with a per-slice offset, so each slice is recognisable."""
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(-1000, 1000, size=(n, SIZE, SIZE))
+    return (noise + 50 * np.arange(n)[:, None, None]).astype(np.int16)
+
+
+def _series(n: int, syntax: str = ExplicitVRLittleEndian, seed: int = 0) -> list[Dataset]:
+    study = generate_uid()
+    slices = make_ct_series(study, n=n, size=SIZE, volume=_hu(n, seed))
+    for ds in slices:
+        if syntax == DeflatedExplicitVRLittleEndian:
+            ds.file_meta.TransferSyntaxUID = syntax
+        elif syntax != ExplicitVRLittleEndian:
+            ds.compress(syntax)
+    return slices
+
+
+def _expected(n: int, seed: int = 0) -> np.ndarray:
+    """The volume the loader must produce: position order, HU (after the -1024 intercept)."""
+    return _hu(n, seed).astype(np.float32)
+
+
+@pytest.fixture()
+def web(empty_orthanc: OrthancServer) -> DicomClientArchive:
+    return open_dicomweb(empty_orthanc.dicomweb_url)
+
+
+@pytest.fixture()
+def local(tmp_path: Path) -> DicomClientArchive:
+    return open_local(tmp_path / "archive")
+
+
+def _load(
+    archive: DicomClientArchive, slices: list[Dataset], max_requests: int = 4, **kwargs: Any
+) -> ImageVolume:
+    loader = SeriesLoader(archive, max_requests=max_requests)
+    return loader.load(slices[0].StudyInstanceUID, slices[0].SeriesInstanceUID, **kwargs)
+
+
+def test_shuffled_instance_numbers_load_in_position_order(web: DicomClientArchive) -> None:
+    slices = _series(6)
+    rng = np.random.default_rng(7)
+    for ds, number in zip(slices, [3, 6, 1, 5, 2, 4], strict=True):
+        ds.InstanceNumber = number  # neither position order nor its reverse
+    web.store([slices[i] for i in rng.permutation(6)])
+    vol = _load(web, slices)
+    assert np.array_equal(vol.pixels, _expected(6))
+    z = [p[2] for p in vol.positions]
+    assert z == sorted(z) and vol.complete and not vol.gaps
+    assert vol.sop_uids == tuple(
+        d.SOPInstanceUID for d in sorted(slices, key=lambda d: d.ImagePositionPatient[2])
+    )
+
+
+@pytest.mark.parametrize(
+    "syntax",
+    [JPEGLSLossless, JPEG2000Lossless, RLELossless, DeflatedExplicitVRLittleEndian],
+    ids=["jpeg-ls", "jpeg2000", "rle", "deflated"],
+)
+@pytest.mark.parametrize("kind", ["orthanc", "local"])
+def test_compressed_series_load_pixel_identical(
+    syntax: str, kind: str, request: pytest.FixtureRequest
+) -> None:
+    archive: DicomClientArchive = request.getfixturevalue("web" if kind == "orthanc" else "local")
+    slices = _series(5, syntax, seed=3)
+    archive.store(slices)
+    vol = _load(archive, slices)
+    assert not vol.gaps, vol.gaps
+    assert np.array_equal(vol.pixels, _expected(5, seed=3))
+    if kind == "orthanc" and syntax != DeflatedExplicitVRLittleEndian:
+        # transfer-syntax=*: the server sent what it stores, it did not transcode
+        assert vol.transfer_syntaxes == {syntax}
+
+
+def test_first_slice_is_reported_before_the_series_completes(web: DicomClientArchive) -> None:
+    slices = _series(24)
+    web.store(slices)
+    seen: list[tuple[int, bool]] = []
+    holder: list[ImageVolume] = []
+    wanted = sorted(slices, key=lambda d: d.ImagePositionPatient[2])[5].SOPInstanceUID
+
+    def on_slice(z: int) -> None:
+        seen.append((z, holder[0].complete))
+
+    vol = _load(
+        web,
+        slices,
+        max_requests=1,
+        prefer=lambda v: slice_index_for_sop(v, wanted),
+        on_volume=holder.append,
+        on_slice=on_slice,
+    )
+    assert holder[0] is vol
+    assert seen[0] == (5, False)  # the finding's slice first, long before the end
+    assert [z for z, _ in seen[1:3]] == [6, 4]  # then its neighbours
+    assert sorted(z for z, _ in seen) == list(range(24))
+    assert np.array_equal(vol.pixels, _expected(24))
+
+
+def test_cancel_stops_in_flight_work(web: DicomClientArchive) -> None:
+    slices = _series(40)
+    web.store(slices)
+    cancel = threading.Event()
+    landed: list[int] = []
+    cancelled_at: list[float] = []
+
+    def on_slice(z: int) -> None:
+        landed.append(z)
+        if len(landed) == 3:
+            cancelled_at.append(time.perf_counter())
+            cancel.set()
+
+    with pytest.raises(LoadCancelled):
+        _load(web, slices, max_requests=2, on_slice=on_slice, cancel=cancel)
+    returned = time.perf_counter()
+    assert returned - cancelled_at[0] < 1.0
+    time.sleep(0.5)  # whatever was in flight has ended by now
+    assert len(landed) <= 3 + 2  # at most the requests already in flight
+
+
+def test_a_corrupt_frame_is_a_gap_with_its_reason(web: DicomClientArchive) -> None:
+    slices = _series(5, RLELossless, seed=1)
+    by_z = sorted(slices, key=lambda d: d.ImagePositionPatient[2])
+    broken = by_z[2]
+    frame = next(generate_frames(broken.PixelData, number_of_frames=1))
+    broken.PixelData = encapsulate([frame[: len(frame) // 2]])  # truncated in transit/storage
+    web.store(slices)
+    vol = _load(web, slices)
+    assert list(vol.gaps) == [2] and "decode" in vol.gaps[2]
+    assert not vol.is_loaded(2) and vol.complete
+    keep = [0, 1, 3, 4]
+    assert np.array_equal(vol.pixels[keep], _expected(5, seed=1)[keep])
+    assert len(vol.problems) == 1 and broken.SOPInstanceUID in vol.problems[0]
+
+
+def test_nothing_retrievable_is_one_clear_error(web: DicomClientArchive) -> None:
+    slices = _series(2, RLELossless)
+    for ds in slices:
+        ds.PixelData = encapsulate([b"\0" * 64])
+    web.store(slices)
+    with pytest.raises(VolumeLoadError, match="no displayable image"):
+        _load(web, slices)
+
+
+def _enhanced_ct(study: str) -> Dataset:
+    ds = _base("1.2.840.10008.5.1.4.1.1.2.1", study, generate_uid(), "CT")  # Enhanced CT
+    ds.SeriesDescription = "Enhanced"
+    ds.FrameOfReferenceUID = generate_uid()
+    ds.Rows = ds.Columns = 16
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.PixelRepresentation = 1
+    ds.NumberOfFrames = 4
+    ds.InstanceNumber = 1
+    shared, orientation, measures = Dataset(), Dataset(), Dataset()
+    orientation.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    measures.PixelSpacing = [0.5, 0.5]
+    measures.SliceThickness = 3.0
+    shared.PlaneOrientationSequence = [orientation]
+    shared.PixelMeasuresSequence = [measures]
+    ds.SharedFunctionalGroupsSequence = [shared]
+    frames = []
+    for z in (9.0, 0.0, 6.0, 3.0):  # stored out of order
+        item, position, transform = Dataset(), Dataset(), Dataset()
+        position.ImagePositionPatient = [0.0, 0.0, z]
+        transform.RescaleSlope, transform.RescaleIntercept = 2, -1024
+        item.PlanePositionSequence = [position]
+        item.PixelValueTransformationSequence = [transform]
+        frames.append(item)
+    ds.PerFrameFunctionalGroupsSequence = frames
+    stored = np.array([900, 0, 600, 300])[:, None, None] + np.zeros((4, 16, 16))
+    ds.PixelData = stored.astype(np.int16).tobytes()
+    return ds
+
+
+def test_enhanced_multiframe_orders_frames_by_position(web: DicomClientArchive) -> None:
+    ds = _enhanced_ct(generate_uid())
+    web.store([ds])
+    vol = SeriesLoader(web).load(ds.StudyInstanceUID, ds.SeriesInstanceUID)
+    assert list(vol.pixels[:, 0, 0]) == [-1024, -424, 176, 776]  # 2 * stored - 1024
+    assert vol.frames == (2, 4, 3, 1) and vol.spacing == pytest.approx((3.0, 0.5, 0.5))
+
+
+def test_cache_is_bounded_in_mb(local: DicomClientArchive) -> None:
+    one = _series(4, seed=1)
+    two = _series(4, seed=2)
+    local.store(one + two)
+    size = 4 * SIZE * SIZE * 4  # float32 pixel bytes of one series
+    cache = SeriesCache(max_mb=1.5 * size / MB)
+    loader = SeriesLoader(local, cache)
+    first = loader.load(one[0].StudyInstanceUID, one[0].SeriesInstanceUID)
+    assert cache.nbytes == size
+    assert loader.load(one[0].StudyInstanceUID, one[0].SeriesInstanceUID) is first  # a hit
+    second = loader.load(two[0].StudyInstanceUID, two[0].SeriesInstanceUID)
+    assert cache.nbytes == size <= cache.max_bytes and len(cache) == 1
+    assert cache.get(first.study_uid, first.series_uid) is None  # the older one went
+    assert cache.get(second.study_uid, second.series_uid) is second
+    assert not SeriesCache(max_mb=0.5 * size / MB).put(second)  # bigger than the bound
+    gap = _load(local, one)
+    gap.gaps[0] = "test gap"
+    assert not cache.put(gap)  # a series with a gap may load whole next time
