@@ -19,8 +19,9 @@ RUNTIME_DEBS=(python3-venv libgl1 libegl1 libglx-mesa0 libgl1-mesa-dri libfontco
   libxi6 libsm6 libice6 fonts-dejavu-core)
 # ... and the real parts the tests start or call (DESIGN.md §5).
 TEST_DEBS=(orthanc orthanc-dicomweb xvfb xauth dicom3tools pixelmed-apps dcmtk default-jre-headless
-  desktop-file-utils xdg-utils gnome-keyring dbus-daemon)
-# (the last four: the installed package's menu entry, link handler and Secret Service keyring)
+  curl desktop-file-utils xdg-utils gnome-keyring dbus-daemon)
+# (curl: the raw-HTTP baseline of the series load benchmark; the last four: the installed
+# package's menu entry, link handler and Secret Service keyring)
 
 apt_install() {
   local missing=()
