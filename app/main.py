@@ -21,13 +21,9 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from app.context.launch import LaunchRequest
+from app.context.launch import LaunchRequest, study_for_request
 from app.errors import CompanionError
-
-if TYPE_CHECKING:
-    from app.archive.protocol import ImageArchive
 
 log = logging.getLogger("app")
 
@@ -64,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     # A companion://open?study=UID link given as an argument (the desktop's URL handler
     # passes it on its own) arrives here through main()'s argv rewrite.
     start.add_argument("--url", metavar="LINK", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--sidecar",
+        action="store_true",
+        help="start in the compact sidecar window beside the PACS viewer",
+    )
     parser.add_argument(
         "--screenshot",
         metavar="FILE.png",
@@ -241,6 +242,34 @@ def _seed_demo(args: argparse.Namespace) -> int:
 
 def _gui(args: argparse.Namespace) -> int:
     request, link_problem = _launch_request(args)
+    hand_overs = None
+    instance = None
+    if args.screenshot is None:  # a screenshot run is a one-off, not the reader's app
+        import queue
+
+        from app.context.single_instance import HandOver, claim
+
+        later_launches: queue.Queue[HandOver] = queue.Queue()
+        hand_overs = later_launches
+        mine = HandOver(
+            study_uid=args.open, accession=args.accession, link=args.url, sidecar=args.sidecar
+        )
+        try:
+            instance = claim(mine, later_launches.put)
+        except OSError as exc:
+            log.warning("cannot check for a running companion (%s); starting anyway", exc)
+        else:
+            if instance is None:
+                print("The companion is already running: it was asked to show this.")
+                return 0
+    try:
+        return _run_gui(args, request, link_problem, hand_overs)
+    finally:
+        if instance is not None:
+            instance.close()
+
+
+def _run_gui(args: argparse.Namespace, request, link_problem: str, hand_overs) -> int:  # type: ignore[no-untyped-def]
     # Qt is imported only here: the CLI commands above stay Qt-free and fast.
     from ui.app import prepare_with_progress, run_gui
 
@@ -249,7 +278,7 @@ def _gui(args: argparse.Namespace) -> int:
         lambda report: _services(args, report),
     )
 
-    open_study_uid, start_message = _study_to_open(request, connection.archive)
+    open_study_uid, start_message = study_for_request(request, connection.archive)
     start_message = link_problem or start_message
 
     from app.review.services import open_review_services
@@ -275,6 +304,8 @@ def _gui(args: argparse.Namespace) -> int:
             mode_label=connection.mode_label,
             open_study_uid=open_study_uid,
             start_message=start_message,
+            sidecar=args.sidecar,
+            hand_overs=hand_overs,
             screenshot=args.screenshot,
             review=review,
             review_unavailable=unavailable,
@@ -303,28 +334,6 @@ def _launch_request(args: argparse.Namespace) -> tuple[LaunchRequest | None, str
     if args.open:
         return LaunchRequest(study_uid=check_study_uid(args.open)), ""
     return None, ""
-
-
-def _study_to_open(request: LaunchRequest | None, archive: ImageArchive) -> tuple[str | None, str]:
-    """The study UID a launch request names, looking an accession number up in the archive."""
-    if request is None:
-        return None, ""
-    if request.study_uid:
-        return request.study_uid, ""
-    # Not every archive filters on Accession Number (the local demo archive ignores the
-    # filter and answers every study): the answers are checked here too.
-    studies = [
-        s
-        for s in archive.search_studies({"AccessionNumber": request.accession or ""})
-        if s.accession == request.accession
-    ]
-    if len(studies) == 1:
-        return studies[0].study_uid, ""
-    # The window still opens (the worklist is useful) and says why no study was opened;
-    # the accession number itself stays out of messages and logs.
-    if not studies:
-        return None, "No study with the requested accession number is in the archive"
-    return None, "The requested accession number matches several studies: pick one in the worklist"
 
 
 if __name__ == "__main__":

@@ -115,6 +115,7 @@ class Settings:
     full_resync_seconds: int = 300  # a full study search at least this often
     series_cache_mb: int = 1024  # recently viewed series kept in memory (pixel bytes)
     series_max_requests: int = 6  # concurrent WADO-RS requests while a series loads
+    alert_sound: bool = False  # a sound with the notification of a new critical AI finding
     demo_seed: int = 0
     # The reader as the review SRs name them (until sign-in supplies it): a DICOM person
     # name "FAMILY^GIVEN"; empty means the OS account name. ``reader_id`` defaults to

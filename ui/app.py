@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import sys
 import threading
 from collections.abc import Callable
@@ -19,15 +20,17 @@ from typing import TypeVar
 import shiboken6
 from PySide6.QtCore import QEventLoop, Qt, QTimer
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication, QProgressDialog
+from PySide6.QtWidgets import QApplication, QProgressDialog, QWidget
 
 from app.archive.protocol import ImageArchive
+from app.context.single_instance import HandOver
 from app.errors import CompanionError
 from app.review.services import ReviewServices
 from app.settings import Settings
 from app.worklist.service import WorklistService
 from ui.main_window import MainWindow
 from ui.theme import apply_theme
+from ui.workstation import Workstation
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +132,8 @@ def run_gui(
     review: ReviewServices | None = None,
     review_unavailable: str = "",
     start_message: str = "",
+    sidecar: bool = False,
+    hand_overs: queue.Queue[HandOver] | None = None,
 ) -> int:
     """Show the main window until it is closed (or, with ``screenshot``, until it is saved)."""
     app = ensure_application()
@@ -149,7 +154,11 @@ def run_gui(
         if start_message:
             window.statusBar().showMessage(start_message, 30_000)
         window.resize(*window_size())
-        window.show()
+        workstation = Workstation(window, settings, hand_overs=hand_overs)
+        if sidecar:
+            workstation.show_sidecar()
+        else:
+            window.show()
         shown_once: list[bool] = []
 
         def log_first_worklist() -> None:
@@ -166,7 +175,8 @@ def run_gui(
                 return
             try:
                 await asyncio.wait_for(
-                    capture(window, Path(screenshot), open_study_uid), SCREENSHOT_TIMEOUT_S
+                    capture(window, Path(screenshot), open_study_uid, workstation.front),
+                    SCREENSHOT_TIMEOUT_S,
                 )
             except (CompanionError, TimeoutError) as exc:
                 message = str(exc) or f"timed out after {SCREENSHOT_TIMEOUT_S:.0f} s"
@@ -176,6 +186,7 @@ def run_gui(
             # Delete the window (and its GL child) now, while Qt and the X connection are
             # alive: left to interpreter shutdown, VTK's Qt widget crashes the exit.
             window.close()
+            shiboken6.delete(workstation.sidecar)  # a window of its own, not a child
             shiboken6.delete(window)
 
     import qasync  # only after PySide6 is imported, so qasync binds to it
@@ -196,8 +207,11 @@ async def _first_refresh(window: MainWindow, open_study_uid: str | None) -> None
         await window.open_study(open_study_uid)
 
 
-async def capture(window: MainWindow, path: Path, open_study_uid: str | None) -> Path:
-    """Refresh, open a study, then save the window as a PNG at ``path``."""
+async def capture(
+    window: MainWindow, path: Path, open_study_uid: str | None, shown: QWidget | None = None
+) -> Path:
+    """Refresh, open a study, then save the window on screen (``shown``: the main window
+    or the sidecar) as a PNG at ``path``."""
     built = await window.refresh()
     if built is None:
         raise ScreenshotError(f"the worklist could not be built: {window.last_error}")
@@ -212,8 +226,9 @@ async def capture(window: MainWindow, path: Path, open_study_uid: str | None) ->
     window.study_view.viewer.render()
     QApplication.processEvents()
     path.parent.mkdir(parents=True, exist_ok=True)
-    screen = window.screen() or QGuiApplication.primaryScreen()
-    pixmap = screen.grabWindow(window.winId())
+    shown = shown or window
+    screen = shown.screen() or QGuiApplication.primaryScreen()
+    pixmap = screen.grabWindow(shown.winId())
     if pixmap.isNull() or not pixmap.save(str(path), "PNG"):
         raise ScreenshotError(f"cannot write the screenshot to {path}")
     log.info("screenshot saved to %s", path)

@@ -42,6 +42,7 @@ class FindingsPanel(QWidget):
 
     sig_finding_activated = Signal(str)
     sig_action = Signal(str, str)  # action name, Tracking UID ("" for add / submit)
+    sig_changed = Signal()  # the cards, their verdicts or the selection changed (the sidecar)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -110,6 +111,7 @@ class FindingsPanel(QWidget):
         self.footer.hide()
         self.heading.setText("AI findings")
         self._set_state(text)
+        self.sig_changed.emit()
 
     def set_findings(
         self,
@@ -122,6 +124,7 @@ class FindingsPanel(QWidget):
         self._review = None
         self.footer.hide()
         self._show([(f, None) for f in findings], status, problems)
+        self.sig_changed.emit()
 
     def set_review(
         self,
@@ -174,6 +177,7 @@ class FindingsPanel(QWidget):
         self.select(selected if any(c.finding.tracking_uid == selected for c in self.cards)
                     else None)
         self.scroll.verticalScrollBar().setValue(scrolled)
+        self.sig_changed.emit()
 
     def set_submitted(self, sr_count: int) -> None:
         """The review is committed: cards stay as decided, without buttons."""
@@ -187,6 +191,7 @@ class FindingsPanel(QWidget):
             f"Review submitted: {sr_count} SR(s) queued for the archive (see the outbox)"
         )
         self.footer.show()
+        self.sig_changed.emit()
 
     def select(self, tracking_uid: str | None) -> None:
         """Mark one card as the finding on screen (no signal)."""
@@ -195,6 +200,7 @@ class FindingsPanel(QWidget):
             card.set_selected(card.finding.tracking_uid == tracking_uid)
             if card.finding.tracking_uid == tracking_uid:
                 self.scroll.ensureWidgetVisible(card, 0, 8)
+        self.sig_changed.emit()
 
     def step(self, delta: int) -> str | None:
         """Select the next (+1) or previous (-1) card and activate it; returns its UID."""
@@ -217,6 +223,7 @@ class FindingsPanel(QWidget):
         self.footer.hide()
         self.heading.setText("AI findings")
         self._set_state(text)
+        self.sig_changed.emit()
 
     # -- internals ---------------------------------------------------------------------
     def _show(

@@ -66,6 +66,10 @@ class ReviewController(QObject):
         editor.sig_region_drawn.connect(self._on_region_drawn)
         panel.sig_action.connect(self.act)
 
+    def set_dialog_parent(self, widget: QWidget) -> None:
+        """Where the reject / modify dialogs open (the sidecar, when it is the window shown)."""
+        self._dialog_parent = widget
+
     # -- opening -----------------------------------------------------------------------
     def open(
         self,

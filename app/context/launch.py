@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from app.errors import CompanionError
+
+if TYPE_CHECKING:
+    from app.archive.protocol import ImageArchive
 
 SCHEME = "companion"
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
@@ -76,3 +80,28 @@ def parse_launch_url(url: str) -> LaunchRequest:
     if not accession or len(accession) > 16 or "\\" in accession:
         raise LaunchError(f"not a valid Accession Number: {accession!r}")
     return LaunchRequest(accession=accession)
+
+
+def study_for_request(
+    request: LaunchRequest | None, archive: ImageArchive
+) -> tuple[str | None, str]:
+    """The study UID a request names (an accession number is looked up in ``archive``),
+    or None and a message for the window's status bar. Blocking when it looks up."""
+    if request is None:
+        return None, ""
+    if request.study_uid:
+        return request.study_uid, ""
+    # Not every archive filters on Accession Number (the local demo archive ignores the
+    # filter and answers every study): the answers are checked here too.
+    studies = [
+        s
+        for s in archive.search_studies({"AccessionNumber": request.accession or ""})
+        if s.accession == request.accession
+    ]
+    if len(studies) == 1:
+        return studies[0].study_uid, ""
+    # The window still opens (the worklist is useful) and says why no study was opened;
+    # the accession number itself stays out of messages and logs.
+    if not studies:
+        return None, "No study with the requested accession number is in the archive"
+    return None, "The requested accession number matches several studies: pick one in the worklist"

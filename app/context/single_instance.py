@@ -47,7 +47,6 @@ class HandOver:
     accession: str | None = None
     link: str | None = None  # a companion:// link, checked by the running instance
     sidecar: bool = False
-    source: str = ""  # "demo" or the server URL the later launch named, if any
 
 
 def runtime_dir() -> Path:

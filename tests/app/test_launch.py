@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from app.archive.client import open_dicomweb, open_local
-from app.context.launch import LaunchError, LaunchRequest, parse_launch_url
-from app.main import _launch_request, _study_to_open, parse_args
+from app.context.launch import LaunchError, LaunchRequest, parse_launch_url, study_for_request
+from app.main import _launch_request, parse_args
 from tests.support import dicom_data, orthanc
 
 UID = "1.2.826.0.1.3680043.8.498.1"
@@ -78,9 +78,9 @@ def test_accession_is_looked_up_on_a_dicomweb_archive(empty_orthanc: orthanc.Ort
     studies = _two_studies()
     archive = open_dicomweb(empty_orthanc.dicomweb_url)
     archive.store(studies)
-    found = _study_to_open(LaunchRequest(accession="ACC2"), archive)
+    found = study_for_request(LaunchRequest(accession="ACC2"), archive)
     assert found == (studies[1].StudyInstanceUID, "")
-    uid, message = _study_to_open(LaunchRequest(accession="NOPE"), archive)
+    uid, message = study_for_request(LaunchRequest(accession="NOPE"), archive)
     assert uid is None and "No study" in message
 
 
@@ -90,12 +90,12 @@ def test_accession_is_checked_where_the_archive_ignores_the_filter(tmp_path: Pat
     studies = _two_studies()
     archive = open_local(tmp_path / "archive")
     archive.store(studies)
-    assert _study_to_open(LaunchRequest(accession="ACC1"), archive) == (
+    assert study_for_request(LaunchRequest(accession="ACC1"), archive) == (
         studies[0].StudyInstanceUID,
         "",
     )
     third = dicom_data.image("c", prefix="launch")
     third.AccessionNumber = "ACC1"
     archive.store([third])
-    uid, message = _study_to_open(LaunchRequest(accession="ACC1"), archive)
+    uid, message = study_for_request(LaunchRequest(accession="ACC1"), archive)
     assert uid is None and "several studies" in message
