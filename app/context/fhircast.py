@@ -23,7 +23,6 @@ import logging
 import random
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -31,6 +30,12 @@ import requests
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
+from app.context.fhircast_config import (
+    DEFAULT_EVENTS,
+    FhircastConfig,
+    backoff_delay,
+    config_from_settings,
+)
 from app.context.fhircast_follow import ContextFollower
 from app.context.fhircast_model import (
     HEARTBEAT,
@@ -44,7 +49,6 @@ from app.context.fhircast_model import (
     heartbeat_period,
     parse_notification,
 )
-from app.errors import ConfigError
 
 __all__ = [
     "DEFAULT_EVENTS",
@@ -54,51 +58,14 @@ __all__ = [
     "FhircastError",
     "FhircastStatus",
     "FhircastSubscriber",
+    "config_from_settings",
 ]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EVENTS = (
-    "ImagingStudy-open",
-    "ImagingStudy-close",
-    "DiagnosticReport-open",
-    "DiagnosticReport-close",
-    "DiagnosticReport-select",
-)
-
 
 class _ConnectionLost(FhircastError):
     """The websocket went quiet (no heartbeat in time) or the lease could not be renewed."""
-
-
-@dataclass(frozen=True)
-class FhircastConfig:
-    """Where and how to subscribe; the timing fields are for tests and odd hubs."""
-
-    hub_url: str
-    topic: str
-    events: tuple[str, ...] = DEFAULT_EVENTS
-    lease_seconds: int = 7200
-    subscriber_name: str = "AI Review Companion"
-    http_timeout: float = 10.0
-    heartbeat_tolerance: float = 2.0  # the connection is dead after period x this, silent
-    backoff_initial: float = 1.0
-    backoff_max: float = 60.0
-    renew_fraction: float = 0.8  # re-subscribe when this much of the lease has passed
-
-    def __post_init__(self) -> None:
-        if not self.hub_url.startswith(("http://", "https://")):
-            raise ConfigError(f"FHIRcast hub URL must start with http(s)://, got {self.hub_url!r}")
-        if not self.topic:
-            raise ConfigError("FHIRcast topic must not be empty")
-        if self.lease_seconds <= 0:
-            raise ConfigError(f"FHIRcast lease_seconds must be > 0, got {self.lease_seconds!r}")
-
-
-def backoff_delay(attempt: int, initial: float, cap: float, rnd: Callable[[], float]) -> float:
-    """Exponential backoff, capped, with "equal jitter": never below half the step."""
-    step = min(cap, initial * (2 ** min(attempt, 30)))
-    return step / 2 + rnd() * step / 2
 
 
 def _reason(exc: BaseException) -> str:
@@ -239,7 +206,7 @@ class FhircastSubscriber:
         endpoint = await self._subscribe()
         self._endpoint = endpoint
         self._ws = ws = await connect(
-            endpoint, open_timeout=self.config.http_timeout, proxy=None, max_size=8 * 2**20
+            endpoint, open_timeout=self.config.http_timeout, max_size=8 * 2**20
         )
         early = await self._await_confirmation(ws)
         self._confirmed = True

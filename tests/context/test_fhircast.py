@@ -239,6 +239,19 @@ def test_stale_and_duplicate_events_are_acked_but_not_followed(hub, subscribers)
     assert hub.acks_for(other["id"]) == [{"id": other["id"], "status": 200}]
 
 
+def test_a_retried_select_is_not_followed_twice(hub, subscribers) -> None:
+    """A select changes something each time, so only its id shows it is a retry."""
+    sub, rec = make(hub, subscribers)
+    sub.start()
+    n_changes(rec, 1)
+    hub.publish("DiagnosticReport-open", report_context("rpt-3", UID_A))
+    select = hub.publish("DiagnosticReport-select", select_context("rpt-3", "Observation/o2"))
+    n_changes(rec, 3)
+    hub.send(select)
+    assert wait_until(lambda: len(hub.acks_for(select["id"])) == 2)
+    assert [c.kind for c in rec.changes] == ["close", "open", "select"]
+
+
 def test_a_failing_context_handler_is_answered_with_500(hub, subscribers) -> None:
     sub, rec = make(hub, subscribers)
 
