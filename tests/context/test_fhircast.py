@@ -288,8 +288,8 @@ def test_missed_heartbeats_reconnect_resubscribe_and_refetch(subscribers) -> Non
         assert subscribed(rec, times=2)
         change = n_changes(rec, 2)[1]
         assert (change.source, change.study_uid) == ("current-context", UID_B)
-        assert len(hub.subscribe_requests) == 2
-        assert hub.context_gets == 2
+        assert len(hub.subscribe_requests) >= 2  # (more if a loaded machine missed a beat)
+        assert hub.context_gets == len(hub.subscribe_requests)  # every session re-fetches
         assert "hub.channel.endpoint" not in hub.subscribe_requests[1]  # a new subscription
     finally:
         hub.stop()
