@@ -107,6 +107,29 @@ class WorklistWeights:
 
 
 @dataclass
+class FhircastSettings:
+    """Following the PACS over FHIRcast (app/context/fhircast.py). No secrets here:
+    ``token_source`` names the connection profile whose sign-in supplies the hub's
+    bearer token ("" for a hub that wants none)."""
+
+    enabled: bool = False
+    hub_url: str = ""
+    topic: str = ""
+    token_source: str = ""
+    lease_seconds: int = 7200
+
+    def __post_init__(self) -> None:
+        if self.hub_url and not self.hub_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"fhircast.hub_url must start with http:// or https://, got {self.hub_url!r}"
+            )
+        if self.enabled and (not self.hub_url or not self.topic):
+            raise ConfigError("fhircast is enabled but hub_url or topic is empty")
+        if self.lease_seconds <= 0:
+            raise ConfigError(f"fhircast.lease_seconds must be > 0, got {self.lease_seconds!r}")
+
+
+@dataclass
 class Settings:
     profiles: list[ConnectionProfile] = field(default_factory=list)
     active_profile: str = ""  # empty: offline demo
@@ -124,6 +147,7 @@ class Settings:
     reader_name: str = ""
     reader_organization: str = ""
     reader_role: str = "Radiologist"
+    fhircast: FhircastSettings = field(default_factory=FhircastSettings)
 
     def profile(self, name: str) -> ConnectionProfile:
         for p in self.profiles:
@@ -143,10 +167,12 @@ class Settings:
         try:
             weights = WorklistWeights(**data.get("weights", {}))
             profiles = [ConnectionProfile(**p) for p in data.get("profiles", [])]
+            fhircast = FhircastSettings(**data.get("fhircast", {}))
         except TypeError as exc:
             raise ConfigError(f"settings file has an unknown field: {exc}") from exc
-        rest = {k: v for k, v in data.items() if k in known and k not in ("weights", "profiles")}
-        return cls(profiles=profiles, weights=weights, **rest)
+        nested = ("weights", "profiles", "fhircast")
+        rest = {k: v for k, v in data.items() if k in known and k not in nested}
+        return cls(profiles=profiles, weights=weights, fhircast=fhircast, **rest)
 
 
 def settings_path() -> Path:
