@@ -58,7 +58,7 @@ def deb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     assert build.returncode == 0, build.stderr[-4000:]
     debs = sorted((work / "dist").glob(f"{PACKAGE}_*.deb"))
     assert len(debs) == 1, build.stdout
-    install = subprocess.run(["dpkg", "-i", str(debs[0])], capture_output=True, text=True)
+    install = subprocess.run(["dpkg", "-i", str(debs[0])], capture_output=True, text=True, check=False)
     assert install.returncode == 0, install.stderr
     try:
         yield debs[0]
@@ -69,7 +69,9 @@ def deb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def test_package_holds_the_bundle_menu_entry_and_icon(deb: Path) -> None:
-    info = subprocess.run(["dpkg-deb", "-f", str(deb)], capture_output=True, text=True).stdout
+    info = subprocess.run(
+        ["dpkg-deb", "-f", str(deb)], capture_output=True, text=True, check=True
+    ).stdout
     fields = dict(line.split(": ", 1) for line in info.splitlines() if ": " in line)
     assert fields["Package"] == PACKAGE
     # Worked out from the bundle's binaries: OpenGL for VTK and X for Qt come from the system.
