@@ -296,6 +296,7 @@ def _run_gui(args: argparse.Namespace, request, link_problem: str, hand_overs) -
     else:
         unavailable = ""
         service.locally_submitted = review.store.submitted_studies
+    follow = _fhircast(settings, review)
     try:
         return run_gui(
             connection.archive,
@@ -306,6 +307,7 @@ def _run_gui(args: argparse.Namespace, request, link_problem: str, hand_overs) -
             start_message=start_message,
             sidecar=args.sidecar,
             hand_overs=hand_overs,
+            follow=follow,
             screenshot=args.screenshot,
             review=review,
             review_unavailable=unavailable,
@@ -313,6 +315,25 @@ def _run_gui(args: argparse.Namespace, request, link_problem: str, hand_overs) -
     finally:
         if review is not None:
             review.close()
+
+
+def _fhircast(settings, review):  # type: ignore[no-untyped-def]
+    """The FHIRcast subscriber maker when the settings turn it on (its token from the
+    profile named by ``fhircast.token_source``)."""
+    from app.context.follow import fhircast_factory
+    from app.security.http_auth import bearer_token
+
+    source = settings.fhircast.token_source
+
+    def token() -> str | None:
+        return bearer_token(settings.profile(source)) if source else None
+
+    return fhircast_factory(
+        settings,
+        token,
+        audit=review.audit if review is not None else None,
+        user=review.reader.user_id if review is not None else "",
+    )
 
 
 def _launch_request(args: argparse.Namespace) -> tuple[LaunchRequest | None, str]:

@@ -28,6 +28,7 @@ from app.errors import CompanionError
 from app.review.services import ReviewServices
 from app.settings import Settings
 from app.worklist.service import WorklistService
+from ui.context_follow import ContextFollower, SubscriberFactory
 from ui.main_window import MainWindow
 from ui.theme import apply_theme
 from ui.workstation import Workstation
@@ -134,6 +135,7 @@ def run_gui(
     start_message: str = "",
     sidecar: bool = False,
     hand_overs: queue.Queue[HandOver] | None = None,
+    follow: SubscriberFactory | None = None,
 ) -> int:
     """Show the main window until it is closed (or, with ``screenshot``, until it is saved)."""
     app = ensure_application()
@@ -155,6 +157,8 @@ def run_gui(
             window.statusBar().showMessage(start_message, 30_000)
         window.resize(*window_size())
         workstation = Workstation(window, settings, hand_overs=hand_overs)
+        if follow is not None:
+            workstation.follower = ContextFollower(workstation, follow)
         if sidecar:
             workstation.show_sidecar()
         else:

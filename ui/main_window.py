@@ -223,6 +223,13 @@ class MainWindow(QMainWindow):
             return True
         return False
 
+    def close_study(self, message: str = "No study open") -> None:
+        """Close the open study (its review draft is kept) and say why."""
+        self._open_generation += 1
+        self.review.close()
+        self.findings_panel.clear(message)
+        self.study_view.close_study(message)
+
     def _review_material(self, study_uid: str) -> tuple[list[AIResult], dict[str, Dataset]]:
         """Blocking: the study's current AI results, and the SR datasets of the editable
         ones (kept so that a submit works even when the archive is down by then)."""

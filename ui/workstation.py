@@ -53,6 +53,7 @@ class Workstation(QObject):
         self.sidecar = SidecarWindow(icon)
         self.tray = CriticalTray(icon, sound=settings.alert_sound, parent=self)
         self._docked = False
+        self.follower: QObject | None = None  # the FHIRcast follower, when one runs
 
         window.sig_worklist_shown.connect(self._on_worklist)
         window.worklist_panel.sig_study_selected.connect(self._mark_read)
@@ -190,7 +191,11 @@ class Workstation(QObject):
         if study_uid:
             self.open_study(study_uid)
         elif accession:
-            self.window.ops.start(self._open_accession(accession))
+            self.open_accession(accession)
+
+    def open_accession(self, accession: str) -> None:
+        """Look the accession number up in the archive, then open its study."""
+        self.window.ops.start(self._open_accession(accession))
 
     async def _open_accession(self, accession: str) -> None:
         uid, message = await self.window.ops.run(

@@ -23,6 +23,14 @@ def keyring_key(profile: ConnectionProfile) -> str:
     return f"{profile.name}:{profile.username or profile.auth}"
 
 
+def bearer_token(profile: ConnectionProfile) -> str | None:
+    """The profile's bearer token from the OS keyring (None when it has none)."""
+    try:
+        return keyring.get_password(KEYRING_SERVICE, keyring_key(profile)) or None
+    except keyring.errors.KeyringError as exc:
+        raise ConfigError(f"profile {profile.name!r}: the OS keyring is unavailable: {exc}") from exc
+
+
 def session_for(profile: ConnectionProfile) -> requests.Session:
     session = requests.Session()
     session.verify = profile.ca_bundle or profile.verify_tls

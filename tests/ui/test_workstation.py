@@ -7,8 +7,6 @@ signal, emitted here as the desktop would on a click (the one stand-in in this f
 
 from __future__ import annotations
 
-import queue
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,55 +17,18 @@ from pytestqt.qtbot import QtBot
 
 from app.context.single_instance import HandOver, claim
 from app.domain import Urgency, Verdict
-from app.review.services import ReviewServices, open_review_services
-from app.settings import Settings
-from app.worklist.service import WorklistService
 from tests.support import dicom_data
-from tests.ui.qt_helpers import LoopDriver, dispose
-from tests.ui.review_data import ReviewData, build_review_archive
-from ui.app import window_size
-from ui.main_window import MainWindow
-from ui.theme import apply_theme
+from tests.ui.qt_helpers import LoopDriver
+from tests.ui.review_data import ReviewData
 from ui.workstation import Workstation
 
 pytestmark = pytest.mark.gui
 
-SETTINGS = Settings(reader_id="dr.side", reader_name="SIDE^CAR")
 SWITCH = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
 
 
-@pytest.fixture()
-def data(tmp_path: Path) -> ReviewData:
-    return build_review_archive(tmp_path / "archive")  # this test adds SRs: its own archive
-
-
-@pytest.fixture()
-def services(memory_keyring: object) -> Iterator[ReviewServices]:
-    review = open_review_services(SETTINGS, destination="demo", demo=True)
-    yield review
-    review.close()
-
-
-@pytest.fixture()
-def station(
-    data: ReviewData, services: ReviewServices, qtbot: QtBot, loop: LoopDriver
-) -> Iterator[Workstation]:
-    apply_theme(QApplication.instance())  # type: ignore[arg-type]
-    service = WorklistService(data.archive, SETTINGS.weights)
-    window = MainWindow(data.archive, service, SETTINGS, mode_label="Test", review=services)
-    window.resize(*window_size())
-    hand_overs: queue.Queue[HandOver] = queue.Queue()
-    ws = Workstation(window, SETTINGS, hand_overs=hand_overs)
-    window.show()
-    qtbot.waitExposed(window)
-    yield ws
-    sidecar = ws.sidecar
-    dispose(window)  # closing it hides the sidecar too
-    dispose(sidecar)
-
-
 def test_sidecar_follows_the_study_and_decides_with_keys(
-    station: Workstation, data: ReviewData, loop: LoopDriver, qtbot: QtBot, tmp_path: Path
+    station: Workstation, station_data: ReviewData, loop: LoopDriver, qtbot: QtBot, tmp_path: Path
 ) -> None:
     window, sidecar = station.window, station.sidecar
     assert loop.run(window.refresh()) is not None
@@ -83,12 +44,12 @@ def test_sidecar_follows_the_study_and_decides_with_keys(
 
     worklist = sidecar.worklist
     assert worklist.count() == 3
-    assert worklist.item(0).data(Qt.ItemDataRole.UserRole) == data.head_study
+    assert worklist.item(0).data(Qt.ItemDataRole.UserRole) == station_data.head_study
     assert "CT" in worklist.item(0).text()
     worklist.setCurrentRow(0)
     worklist.itemActivated.emit(worklist.item(0))  # Enter / double-click
     (uid,) = loop.wait_signal(window.sig_study_shown)
-    assert uid == data.head_study
+    assert uid == station_data.head_study
     qtbot.waitUntil(lambda: sidecar.findings.count() == 1)
     assert "Intracranial hemorrhage" in sidecar.findings.item(0).text()
     assert "Undecided" in sidecar.findings.item(0).text()
@@ -97,7 +58,7 @@ def test_sidecar_follows_the_study_and_decides_with_keys(
     sidecar.activateWindow()
     qtbot.waitUntil(sidecar.isActiveWindow, timeout=5000)
     QTest.keyClick(sidecar.findings, Qt.Key.Key_C)
-    card = window.findings_panel.card(data.head_tracking_uid)
+    card = window.findings_panel.card(station_data.head_tracking_uid)
     assert card is not None and card.verdict is Verdict.CONFIRMED
     qtbot.waitUntil(lambda: "Confirmed" in sidecar.findings.item(0).text())
 
@@ -116,7 +77,7 @@ def test_sidecar_follows_the_study_and_decides_with_keys(
 
 
 def test_unread_critical_count_and_a_notification_that_opens_its_study(
-    station: Workstation, data: ReviewData, loop: LoopDriver, qtbot: QtBot
+    station: Workstation, station_data: ReviewData, loop: LoopDriver, qtbot: QtBot
 ) -> None:
     window, tray = station.window, station.tray
     assert loop.run(window.refresh()) is not None
@@ -125,25 +86,25 @@ def test_unread_critical_count_and_a_notification_that_opens_its_study(
     assert station.sidecar.unread.text().startswith("⚠ 1 unread")
 
     # A critical AI result arrives for the plain study; the next refresh announces it.
-    plain = data.archive.search_instances(data.plain_study)[0]
-    image = data.archive.retrieve_instance(plain.study_uid, plain.series_uid, plain.sop_uid)
+    plain = station_data.archive.search_instances(station_data.plain_study)[0]
+    image = station_data.archive.retrieve_instance(plain.study_uid, plain.series_uid, plain.sop_uid)
     late = dicom_data.sr("late", image, prefix="side", urgency=Urgency.CRITICAL)
-    data.archive.store([late])
+    station_data.archive.store([late])
     assert loop.run(window.refresh()) is not None
-    assert [a.study_uid for a in tray.announced] == [data.plain_study]
+    assert [a.study_uid for a in tray.announced] == [station_data.plain_study]
     assert tray.count == 2
     assert not tray.icon.icon().isNull()
 
     tray.icon.messageClicked.emit()  # the reader clicks the notification
     (uid,) = loop.wait_signal(window.sig_study_shown)
-    assert uid == data.plain_study
+    assert uid == station_data.plain_study
     assert tray.count == 1
     assert loop.run(window.refresh()) is not None
-    assert tray.announced[-1].study_uid == data.plain_study and len(tray.announced) == 1
+    assert tray.announced[-1].study_uid == station_data.plain_study and len(tray.announced) == 1
 
 
 def test_a_later_launch_is_followed_by_the_running_window(
-    station: Workstation, data: ReviewData, loop: LoopDriver, tmp_path: Path
+    station: Workstation, station_data: ReviewData, loop: LoopDriver, tmp_path: Path
 ) -> None:
     window = station.window
     assert loop.run(window.refresh()) is not None
@@ -153,12 +114,12 @@ def test_a_later_launch_is_followed_by_the_running_window(
         link = "companion://open?accession=ACC-HEAD"
         assert claim(HandOver(link=link), lambda r: None, tmp_path) is None
         (uid,) = loop.wait_signal(window.sig_study_shown)
-        assert uid == data.head_study
+        assert uid == station_data.head_study
 
-        assert claim(HandOver(study_uid=data.chest_study, sidecar=True), lambda r: None,
+        assert claim(HandOver(study_uid=station_data.chest_study, sidecar=True), lambda r: None,
                      tmp_path) is None
         (uid,) = loop.wait_signal(window.sig_study_shown)
-        assert uid == data.chest_study and station.mode == "sidecar"
+        assert uid == station_data.chest_study and station.mode == "sidecar"
 
         assert claim(HandOver(link="companion://open?study=1.02"), lambda r: None,
                      tmp_path) is None
