@@ -39,6 +39,8 @@ const provider = new Provider(issuer, {
   // A refresh token for every code grant of a client allowed to refresh (no offline_access dance).
   issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
   rotateRefreshToken: true,
+  // Put the profile claims (name, preferred_username) in the ID token too.
+  conformIdTokenClaims: false,
   features: {
     devInteractions: { enabled: false },
     revocation: { enabled: true },
