@@ -80,6 +80,7 @@ class ProfileTLSAdapter(HTTPAdapter):
     def __init__(self, profile: ConnectionProfile, key_password: str | None = None) -> None:
         self._profile = profile
         self._key_password = key_password
+        self._verify = verify_setting(profile)
         super().__init__()
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
@@ -88,6 +89,9 @@ class ProfileTLSAdapter(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        # The profile decides what to trust: REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE in the
+        # environment would otherwise replace the profile's CA bundle for every request.
+        kwargs["verify"] = self._verify
         try:
             return super().send(request, **kwargs)
         except requests.exceptions.SSLError as exc:

@@ -41,6 +41,8 @@ const provider = new Provider(issuer, {
   rotateRefreshToken: true,
   // Put the profile claims (name, preferred_username) in the ID token too.
   conformIdTokenClaims: false,
+  // An expired access token is expired: no grace period (the default tolerates 15 s).
+  clockTolerance: 0,
   features: {
     devInteractions: { enabled: false },
     revocation: { enabled: true },
