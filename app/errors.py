@@ -55,3 +55,20 @@ class AuditError(CompanionError):
 
 class ReviewError(CompanionError):
     """A review action is not possible (read-only finding, nothing to undo, undecided findings)."""
+
+
+class SecurityError(CompanionError):
+    """Credentials, keyring or TLS settings keep the app from connecting safely."""
+
+
+class SignInRequired(SecurityError):
+    """The profile's sign-in has ended (no refresh token, or the provider revoked it):
+    the user must sign in again. Raised once per lost sign-in, never in a loop."""
+
+    def __init__(self, message: str, profile: str = "") -> None:
+        super().__init__(message)
+        self.profile = profile
+
+
+class NotPermitted(ReviewError):
+    """The signed-in role may not do this (an observer cannot decide or submit)."""

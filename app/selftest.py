@@ -67,12 +67,12 @@ def folders() -> list[Check]:
 def keyring_backend() -> Check:
     import keyring
 
-    from app.audit.key import check_keyring_backend
+    from app.security.keyring_store import check_keyring_backend
 
     backend = keyring.get_keyring()
     name = f"{type(backend).__module__}.{type(backend).__qualname__}"
     try:
-        check_keyring_backend(backend)
+        check_keyring_backend(backend, purpose="sign-in secrets and the audit key")
     except CompanionError as exc:
         return Check("keyring", "warning",
                      f"{exc} (viewing works; reviews cannot be submitted to a server)")

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 APP_NAME = "ai-review-companion"
 AUTH_KINDS = ("none", "basic", "bearer", "oidc")
+ROLES = ("reader", "observer")  # an observer sees everything but cannot decide or submit
+DEFAULT_OIDC_SCOPES = "openid profile offline_access"
 SETTINGS_FILE = "settings.json"
 
 
@@ -77,7 +79,16 @@ class ConnectionProfile:
     auth: str = "none"
     username: str = ""  # for basic auth; the password is in the keyring
     verify_tls: bool = True
-    ca_bundle: str = ""
+    ca_bundle: str = ""  # PEM file of the CA(s) to trust for this archive (and its OIDC issuer)
+    # TLS client certificate (PEM paths); a passphrase of the key, if any, is in the keyring.
+    client_cert: str = ""
+    client_key: str = ""
+    # OpenID Connect (auth "oidc"): the issuer (discovery at ISSUER/.well-known/
+    # openid-configuration), this app's client id there (a public client), and scopes.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_scopes: str = DEFAULT_OIDC_SCOPES
+    role: str = "reader"  # "observer": sees, cannot decide
 
     def __post_init__(self) -> None:
         if self.auth not in AUTH_KINDS:
@@ -88,6 +99,31 @@ class ConnectionProfile:
             raise ConfigError(
                 f"profile {self.name!r}: url must start with http:// or https://, got {self.url!r}"
             )
+        if self.role not in ROLES:
+            raise ConfigError(
+                f"profile {self.name!r}: role must be one of {', '.join(ROLES)}, got {self.role!r}"
+            )
+        if self.auth == "oidc":
+            if not self.oidc_issuer.startswith(("http://", "https://")):
+                raise ConfigError(
+                    f"profile {self.name!r}: oidc_issuer must be the provider's http(s) URL, "
+                    f"got {self.oidc_issuer!r}"
+                )
+            if not self.oidc_client_id:
+                raise ConfigError(f"profile {self.name!r}: oidc_client_id is empty")
+            if "openid" not in self.oidc_scopes.split():
+                raise ConfigError(
+                    f"profile {self.name!r}: oidc_scopes must include 'openid', "
+                    f"got {self.oidc_scopes!r}"
+                )
+        if bool(self.client_cert) != bool(self.client_key) and not self.client_cert:
+            raise ConfigError(
+                f"profile {self.name!r}: client_key is set but client_cert is empty"
+            )
+
+    @property
+    def observer(self) -> bool:
+        return self.role == "observer"
 
 
 @dataclass

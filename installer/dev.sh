@@ -19,9 +19,11 @@ RUNTIME_DEBS=(python3-venv libgl1 libegl1 libglx-mesa0 libgl1-mesa-dri libfontco
   libxi6 libsm6 libice6 fonts-dejavu-core)
 # ... and the real parts the tests start or call (DESIGN.md §5).
 TEST_DEBS=(orthanc orthanc-dicomweb xvfb xauth dicom3tools pixelmed-apps dcmtk default-jre-headless
-  curl desktop-file-utils xdg-utils gnome-keyring dbus-daemon)
-# (curl: the raw-HTTP baseline of the series load benchmark; the last four: the installed
-# package's menu entry, link handler and Secret Service keyring)
+  curl desktop-file-utils xdg-utils gnome-keyring dbus-daemon nginx-light)
+# (curl: the raw-HTTP baseline of the series load benchmark; desktop-file-utils .. dbus-daemon:
+# the installed package's menu entry, link handler and Secret Service keyring; nginx-light: the
+# TLS proxy of tests/security. Node.js and npm for its OpenID provider come from Debian only when
+# no node is installed: a NodeSource nodejs bundles npm and conflicts with Debian's npm package.)
 
 apt_install() {
   local missing=()
@@ -60,6 +62,11 @@ case "$action" in
   test)
     apt_install "${RUNTIME_DEBS[@]}" "${TEST_DEBS[@]}"
     setup_venv "[test]"
+    # Debian starts nginx on install; the tests start their own.
+    if [ -x /etc/init.d/nginx ]; then /etc/init.d/nginx stop >/dev/null 2>&1 || true; fi
+    # The real OpenID provider of the sign-in tests (oidc-provider, pinned by package-lock.json).
+    command -v npm >/dev/null || apt_install nodejs npm
+    npm ci --prefix tests/support/oidc_node --no-audit --no-fund >&2
     # pytest-xvfb starts a virtual X server for the Qt/VTK tests.
     exec "$VENV/bin/python" -m pytest "$@"
     ;;

@@ -20,64 +20,20 @@ import keyring.errors
 from keyring.backend import KeyringBackend
 
 from app.errors import AuditError
-from app.security.http_auth import KEYRING_SERVICE
+from app.security.keyring_store import KEYRING_SERVICE, InsecureKeyringError
+from app.security.keyring_store import check_keyring_backend as _check
 
 KEY_USER = "audit-hmac-key"
 KEY_BYTES = 32
 
-# (module prefix, reason). Matched against the backend class's module.
-_REFUSED_MODULES = (
-    ("keyring.backends.fail", "it cannot store secrets"),
-    ("keyring.backends.null", "it discards secrets"),
-    ("keyrings.alt.file", "it keeps secrets in a file on disk"),
-)
-
-
-def _describe(backend: object) -> str:
-    cls = type(backend)
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _refusal(backend: object) -> str | None:
-    """Why this one backend must not hold the key, or None when it may."""
-    cls = type(backend)
-    module, name = cls.__module__, cls.__name__
-    for prefix, reason in _REFUSED_MODULES:
-        if module == prefix or module.startswith(prefix + "."):
-            return reason
-    if "plaintext" in name.lower() or "plaintext" in module.lower():
-        return "it keeps secrets in plain text"
-    try:
-        priority = float(getattr(backend, "priority", 1))
-    except Exception:  # noqa: BLE001 - priority raises when a backend is unusable here
-        return "it reports itself unusable here"
-    if priority <= 0:
-        return f"its priority is {priority:g} (unusable or a stand-in)"
-    return None
-
 
 def check_keyring_backend(backend: KeyringBackend | None = None) -> None:
-    """Raise AuditError unless the active keyring backend keeps secrets safely.
-
-    A chainer backend is refused when any backend in its chain is refused, since a
-    read or write may fall through to it.
-    """
-    backend = backend if backend is not None else keyring.get_keyring()
-    chain = getattr(backend, "backends", None)
-    members = list(chain) if isinstance(chain, list | tuple) else [backend]
-    if not members:
-        raise AuditError(
-            "the audit trail needs a secure OS keyring (Secret Service, KWallet, macOS Keychain "
-            "or Windows Credential Manager), but no keyring backend is available"
-        )
-    for member in members:
-        reason = _refusal(member)
-        if reason:
-            raise AuditError(
-                f"refusing to keep the audit key in keyring backend {_describe(member)}: {reason}. "
-                "Use a secure OS keyring (Secret Service, KWallet, macOS Keychain or Windows "
-                "Credential Manager), or set PYTHON_KEYRING_BACKEND to one"
-            )
+    """Raise AuditError unless the keyring backend keeps secrets safely (the one shared
+    check, ``app.security.keyring_store.check_keyring_backend``)."""
+    try:
+        _check(backend, purpose="the audit key")
+    except InsecureKeyringError as exc:
+        raise AuditError(f"the audit trail needs a secure OS keyring: {exc}") from exc
 
 
 def load_key(create: bool = True) -> bytes:

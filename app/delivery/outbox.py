@@ -326,6 +326,22 @@ class Outbox:
                 reason=reason, server_message=server_message[:1000],
             )
 
+    def hold(self, item_id: int, delay_s: float, reason: str) -> None:
+        """Back to pending, due after ``delay_s``, without counting an attempt: the item was
+        not sent because the user must sign in first (nothing reached the archive)."""
+        self._update(item_id, ("sending", "pending"), state="pending",
+                     next_attempt_at=self._clock() + max(0.0, delay_s), reason=reason)
+
+    def make_due(self, destination: str | None = None) -> int:
+        """Every pending item (for ``destination``) becomes due now (after a sign-in)."""
+        where, params = _for(destination)
+        with self._transaction() as db:
+            cursor = db.execute(
+                f"UPDATE outbox_item SET next_attempt_at = 0 WHERE state = 'pending'{where}",
+                params,
+            )
+            return int(cursor.rowcount)
+
     def retry(self, item_id: int) -> None:
         """The user asks to send a parked item again (now, after a lookup by UID)."""
         self._update(item_id, ("parked",), state="pending", attempts=0, next_attempt_at=0,

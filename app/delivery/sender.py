@@ -26,11 +26,12 @@ from app.archive.protocol import ImageArchive
 from app.delivery.lock import SendLock
 from app.delivery.outbox import Extra, Outbox, OutboxItem, sha256_hex
 from app.delivery.policy import Action, Outcome, classify_error, classify_response, retry_delay
-from app.errors import ArchiveError, NotFoundError
+from app.errors import ArchiveError, NotFoundError, SignInRequired
 
 log = logging.getLogger(__name__)
 
 IDLE_POLL_S = 5.0
+SIGN_IN_WAIT_S = 60.0  # an item that met SignInRequired waits this long, or until ``resume``
 
 
 @dataclass
@@ -42,6 +43,7 @@ class RunReport:
     retrying: list[int] = field(default_factory=list)
     unreachable: str = ""  # why the archive could not be reached, when it could not
     busy: bool = False  # another sender (another process) holds the outbox: nothing was tried
+    sign_in_required: str = ""  # the archive needs a new sign-in: items wait, nothing parked
 
     @property
     def attempted(self) -> int:
@@ -104,6 +106,13 @@ class Sender:
                 break
             try:
                 outcome = self._deliver(item)
+            except SignInRequired as exc:
+                # Nothing reached the archive; the item waits for the sign-in (``resume``),
+                # no attempt is counted and nothing is parked.
+                self.outbox.hold(item.id, SIGN_IN_WAIT_S, "waiting for sign-in")
+                report.sign_in_required = str(exc)
+                log.info("outbox item %d waits for a sign-in", item.id)
+                break
             except Exception as exc:  # never leave an item in "sending" for this process
                 log.exception("outbox item %d: unexpected failure while sending", item.id)
                 outcome = Outcome(Action.UNCLEAR, f"unexpected failure: {type(exc).__name__}")
@@ -184,6 +193,11 @@ class Sender:
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="outbox-sender", daemon=True)
         self._thread.start()
+
+    def resume(self) -> None:
+        """After a sign-in: the items that waited for it are due now; send them."""
+        self.outbox.make_due(self.destination)
+        self.wake()
 
     def wake(self) -> None:
         self._wake.set()

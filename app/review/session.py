@@ -25,7 +25,7 @@ from app.domain import (
     Urgency,
     Verdict,
 )
-from app.errors import ReviewError
+from app.errors import NotPermitted, ReviewError
 from app.results import codes
 
 log = logging.getLogger(__name__)
@@ -82,8 +82,12 @@ class ReviewSession:
         *,
         new_uid: Callable[[], str],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        observer: bool = False,
     ) -> None:
         self.study_uid = study_uid
+        # An observer (the connection profile's role) sees the findings but may not
+        # decide, undo, restore a draft or submit (NotPermitted).
+        self.observer = observer
         self.reader = reader
         self.results = tuple(results)
         self._new_uid = new_uid
@@ -249,7 +253,16 @@ class ReviewSession:
             return
         self._apply(tracking_uid, None, f"clear {item.current.finding.meaning}")
 
+    def check_may_decide(self) -> None:
+        """Raise NotPermitted when the reader is an observer."""
+        if self.observer:
+            raise NotPermitted(
+                "you are signed in as an observer on this archive: findings can be viewed "
+                "but not confirmed, rejected, changed or submitted"
+            )
+
     def undo(self) -> None:
+        self.check_may_decide()
         if not self._undo:
             raise ReviewError("nothing to undo")
         change = self._undo.pop()
@@ -258,6 +271,7 @@ class ReviewSession:
         self._changed()
 
     def redo(self) -> None:
+        self.check_may_decide()
         if not self._redo:
             raise ReviewError("nothing to redo")
         change = self._redo.pop()
@@ -271,6 +285,7 @@ class ReviewSession:
         Decisions on findings that are no longer in the study are dropped and logged.
         The undo history starts empty.
         """
+        self.check_may_decide()
         applied = 0
         for decision in decisions:
             uid = decision.tracking_uid
@@ -353,6 +368,7 @@ class ReviewSession:
         )
 
     def _apply(self, tracking_uid: str, after: Decision | None, label: str) -> None:
+        self.check_may_decide()
         before = self._decisions.get(tracking_uid)
         if _same(before, after):
             return

@@ -143,6 +143,7 @@ def submit_review(
     """Commit the review (see the module text). Raises ``ReviewError`` when findings are
     undecided, ``OutboxError``/``AuditError`` when the journal cannot be written — in
     which case nothing was committed and the draft is still there."""
+    session.check_may_decide()  # an observer never submits (NotPermitted)
     for path in (audit.path, store.path):
         if path.resolve() != outbox.path.resolve():
             raise ReviewError(

@@ -1,25 +1,26 @@
 """HTTP sessions for a connection profile: auth from the OS keyring, TLS verified.
 
-Only the auth kinds none, basic and bearer are served here; OpenID Connect is
-the sign-in issue's work and is refused with a clear message until then.
-Secrets are read from the keyring at connect time and never logged or stored
-in the settings file.
+Auth kinds: none, basic (password in the keyring), bearer (token in the keyring) and
+oidc (OpenID Connect; see ``signin`` and ``tokens``). TLS is verified by default, with
+the profile's CA bundle and client certificate (``tls``). Secrets are read from the
+keyring, which must be a secure one (``keyring_store.check_keyring_backend``), and are
+never logged or stored in the settings file.
 """
 
 from __future__ import annotations
 
-import keyring
-import keyring.errors
 import requests
 
 from app.errors import ConfigError
-from app.settings import APP_NAME, ConnectionProfile
+from app.security.keyring_store import KEYRING_SERVICE, get_secret
+from app.security.tls import configure_tls
+from app.settings import ConnectionProfile
 
-KEYRING_SERVICE = APP_NAME
+__all__ = ["KEYRING_SERVICE", "keyring_key", "session_for"]
 
 
 def keyring_key(profile: ConnectionProfile) -> str:
-    """The keyring user name under which a profile's secret is kept."""
+    """The keyring user name under which a profile's basic/bearer secret is kept."""
     return f"{profile.name}:{profile.username or profile.auth}"
 
 
@@ -32,18 +33,21 @@ def bearer_token(profile: ConnectionProfile) -> str | None:
 
 
 def session_for(profile: ConnectionProfile) -> requests.Session:
+    """A session that authenticates as the profile says. For oidc no network call is
+    made here: the first request refreshes or raises ``SignInRequired``."""
     session = requests.Session()
-    session.verify = profile.ca_bundle or profile.verify_tls
+    configure_tls(session, profile)
     if profile.auth == "none":
         return session
     if profile.auth == "oidc":
-        raise ConfigError(
-            f"profile {profile.name!r}: OpenID Connect sign-in is not available in this version"
-        )
-    try:
-        secret = keyring.get_password(KEYRING_SERVICE, keyring_key(profile))
-    except keyring.errors.KeyringError as exc:
-        raise ConfigError(f"profile {profile.name!r}: the OS keyring is unavailable: {exc}") from exc
+        from app.security.signin import tokens_for
+        from app.security.tokens import OidcAuth
+
+        session.auth = OidcAuth(tokens_for(profile))
+        return session
+    secret = get_secret(
+        keyring_key(profile), purpose=f"the {profile.auth} secret of profile {profile.name!r}"
+    )
     if not secret:
         raise ConfigError(
             f"profile {profile.name!r}: no {profile.auth} secret in the OS keyring "
