@@ -16,7 +16,7 @@ from app.security.keyring_store import KEYRING_SERVICE, get_secret
 from app.security.tls import configure_tls
 from app.settings import ConnectionProfile
 
-__all__ = ["KEYRING_SERVICE", "keyring_key", "session_for"]
+__all__ = ["KEYRING_SERVICE", "bearer_token", "keyring_key", "session_for"]
 
 
 def keyring_key(profile: ConnectionProfile) -> str:
@@ -25,11 +25,16 @@ def keyring_key(profile: ConnectionProfile) -> str:
 
 
 def bearer_token(profile: ConnectionProfile) -> str | None:
-    """The profile's bearer token from the OS keyring (None when it has none)."""
-    try:
-        return keyring.get_password(KEYRING_SERVICE, keyring_key(profile)) or None
-    except keyring.errors.KeyringError as exc:
-        raise ConfigError(f"profile {profile.name!r}: the OS keyring is unavailable: {exc}") from exc
+    """A token to send as ``Authorization: Bearer`` on the profile's behalf (e.g. to a
+    FHIRcast hub): the OIDC access token (refreshed when due; ``SignInRequired`` when the
+    sign-in is gone) or the bearer secret from the keyring; None for other auth kinds."""
+    if profile.auth == "oidc":
+        from app.security.signin import tokens_for
+
+        return tokens_for(profile).access_token()
+    if profile.auth != "bearer":
+        return None
+    return get_secret(keyring_key(profile), purpose=f"the bearer token of profile {profile.name!r}")
 
 
 def session_for(profile: ConnectionProfile) -> requests.Session:
