@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from app.archive.client import open_dicomweb
 from app.archive.protocol import ImageArchive
-from app.settings import Settings
+from app.settings import ConnectionProfile, Settings
 
 DEMO_DESTINATION = "demo"
 
@@ -17,6 +17,7 @@ class Connection:
     archive: ImageArchive
     mode_label: str  # "Offline demo" or "DICOMweb"
     destination: str = DEMO_DESTINATION  # where write-back goes: the archive's URL, or "demo"
+    profile: ConnectionProfile | None = None  # the settings' profile, when one was used
 
     @property
     def demo(self) -> bool:
@@ -43,7 +44,9 @@ def connect(
 
         profile = settings.profile(settings.active_profile)
         archive = open_dicomweb(profile.url, session=session_for(profile))
-        return Connection(archive, f"DICOMweb · {profile.name}", profile.url.rstrip("/"))
+        return Connection(
+            archive, f"DICOMweb · {profile.name}", profile.url.rstrip("/"), profile=profile
+        )
     from app.demo.seed import ensure_demo_archive
 
     return Connection(

@@ -286,7 +286,10 @@ def _run_gui(args: argparse.Namespace, request, link_problem: str, hand_overs) -
     review = None
     try:
         review = open_review_services(
-            settings, destination=connection.destination, demo=connection.demo
+            settings,
+            destination=connection.destination,
+            demo=connection.demo,
+            observer=connection.profile is not None and connection.profile.observer,
         )
     except CompanionError as exc:
         # The worklist and images still work; reviews cannot be submitted without a

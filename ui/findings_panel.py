@@ -169,10 +169,17 @@ class FindingsPanel(QWidget):
         self.progress_label.setText(
             f"{decided} of {total} decided" if total else "No finding to decide"
         )
-        editable = any(r.editable for r in session.results)
+        editable = any(r.editable for r in session.results) and not session.observer
         self.add_button.setEnabled(editable)
         self.submit_button.setEnabled(editable and not session.undecided())
-        if not editable:
+        if session.observer:
+            # The profile's role: findings can be looked at, not decided (the session
+            # refuses too; the buttons only say so early).
+            for card in self.cards:
+                for button in card.buttons.values():
+                    button.setEnabled(False)
+            self.progress_label.setText("Observer: you can view the findings, not decide")
+        elif not editable:
             self.progress_label.setText("Read-only AI result: nothing to submit")
         self.select(selected if any(c.finding.tracking_uid == selected for c in self.cards)
                     else None)

@@ -88,7 +88,11 @@ class ReviewController(QObject):
             self.panel.set_findings(findings, status, problems)
             return
         session = ReviewSession(
-            study.study_uid, results, self.services.reader, new_uid=self._new_uid
+            study.study_uid,
+            results,
+            self.services.reader,
+            new_uid=self._new_uid,
+            observer=self.services.observer,
         )
         draft = self.services.store.load_draft(study.study_uid, self.services.reader.user_id)
         restored = session.restore(draft) if draft else 0

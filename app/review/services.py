@@ -60,6 +60,7 @@ class ReviewServices:
     reader: Reader
     destination: str
     notice: str = ""  # shown to the user once (e.g. the demo's audit key is in a file)
+    observer: bool = False  # the profile's role: an observer sees but may not decide
     _senders: list[Sender] = field(default_factory=list)
 
     def sender(self, archive: ImageArchive) -> Sender:
@@ -86,7 +87,9 @@ class ReviewServices:
         self.outbox.close()
 
 
-def open_review_services(settings: Settings, *, destination: str, demo: bool) -> ReviewServices:
+def open_review_services(
+    settings: Settings, *, destination: str, demo: bool, observer: bool = False
+) -> ReviewServices:
     """Open the journal for ``destination``. Raises ``AuditError`` (real connections) when
     the OS keyring cannot keep the audit key, ``OutboxError``/``ReviewError`` when the
     journal file cannot be opened."""
@@ -100,6 +103,7 @@ def open_review_services(settings: Settings, *, destination: str, demo: bool) ->
         reader=current_reader(settings),
         destination=destination,
         notice=notice,
+        observer=observer,
     )
 
 
