@@ -175,6 +175,7 @@ class Settings:
     series_cache_mb: int = 1024  # recently viewed series kept in memory (pixel bytes)
     series_max_requests: int = 6  # concurrent WADO-RS requests while a series loads
     alert_sound: bool = False  # a sound with the notification of a new critical AI finding
+    auto_lock_minutes: int = 15  # idle minutes before patient data is hidden (0: never)
     demo_seed: int = 0
     # The reader as the review SRs name them (until sign-in supplies it): a DICOM person
     # name "FAMILY^GIVEN"; empty means the OS account name. ``reader_id`` defaults to

@@ -48,6 +48,7 @@ class Workstation(QObject):
         super().__init__(window)
         self.window = window
         self.mode = "full"
+        self.locked = False  # set by the session guard: no window with patient data shows
         self.alerts = CriticalAlerts()
         icon = window.windowIcon() if not window.windowIcon().isNull() else QIcon()
         self.sidecar = SidecarWindow(icon)
@@ -85,6 +86,9 @@ class Workstation(QObject):
 
     # -- modes -------------------------------------------------------------------------
     def show_sidecar(self) -> None:
+        if self.locked:
+            self.mode = "sidecar"  # shown so once unlocked
+            return
         self.mode = "sidecar"
         self.window.review.set_dialog_parent(self.sidecar)
         if not self._docked:
@@ -98,7 +102,11 @@ class Workstation(QObject):
         self._update_findings()
 
     def show_full(self) -> None:
+        if self.locked:
+            self.mode = "full"
+            return
         self.mode = "full"
+        self.locked = False  # set by the session guard: no window with patient data shows
         self.window.review.set_dialog_parent(self.window)
         self.window.show()
         self.window.raise_()
@@ -174,7 +182,7 @@ class Workstation(QObject):
         """Come to the front (in the sidecar if asked) and open the study the request names."""
         if request.sidecar:
             self.show_sidecar()
-        else:
+        elif not self.locked:
             self.front.show()
             self.front.raise_()
             self.front.activateWindow()

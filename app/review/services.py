@@ -79,6 +79,11 @@ class ReviewServices:
         for sender in self._senders:
             sender.wake()
 
+    def resume_senders(self) -> None:
+        """After a sign-in: what waited for it is due now."""
+        for sender in self._senders:
+            sender.resume()
+
     def close(self) -> None:
         for sender in self._senders:
             sender.stop()
