@@ -43,7 +43,9 @@ def region_pieces(volume: ImageVolume, region: Region, slice_index: int) -> list
     if not region.is_3d or not region.coordinates:
         return []
     if volume.frame_of_reference_uid and region.frame_of_reference_uid not in (
-        None, "", volume.frame_of_reference_uid
+        None,
+        "",
+        volume.frame_of_reference_uid,
     ):
         return []
     points = np.asarray([p[:3] for p in region.coordinates], dtype=np.float64).reshape(-1, 3)
@@ -74,8 +76,12 @@ def region_pieces(volume: ImageVolume, region: Region, slice_index: int) -> list
 
 
 def _polyline_pieces(
-    volume: ImageVolume, points: np.ndarray, closed: bool, normal: np.ndarray,
-    plane: float, half: float,
+    volume: ImageVolume,
+    points: np.ndarray,
+    closed: bool,
+    normal: np.ndarray,
+    plane: float,
+    half: float,
 ) -> list[SlicePiece]:
     t = points @ normal - plane
     if np.all(np.abs(t) <= half + _EPS):  # lies in this slab: draw it whole

@@ -34,8 +34,14 @@ SEG_SOP_CLASS_UIDS = frozenset(
 )
 # Colours for segments without a Recommended Display CIELab Value (sRGB).
 DEFAULT_COLOURS: tuple[tuple[int, int, int], ...] = (
-    (230, 60, 60), (60, 180, 75), (0, 130, 200), (245, 130, 48),
-    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60),
+    (230, 60, 60),
+    (60, 180, 75),
+    (0, 130, 200),
+    (245, 130, 48),
+    (145, 30, 180),
+    (70, 240, 240),
+    (240, 50, 230),
+    (210, 245, 60),
 )
 
 # (segment number -> (slice index -> (rows, columns) uint8 mask))
@@ -78,8 +84,10 @@ def read_segmentation(ds: Dataset) -> SegmentationSource:
     """Parse a SEG dataset; raises ``SegmentationError`` naming what is wrong."""
     sop_uid = str(ds.get("SOPInstanceUID", ""))
     if str(ds.get("SOPClassUID", "")) not in SEG_SOP_CLASS_UIDS:
-        raise SegmentationError(f"instance {sop_uid} is not a Segmentation (SOP Class "
-                                f"{ds.get('SOPClassUID', 'missing')})")
+        raise SegmentationError(
+            f"instance {sop_uid} is not a Segmentation (SOP Class "
+            f"{ds.get('SOPClassUID', 'missing')})"
+        )
     try:
         seg = hd.seg.Segmentation.from_dataset(ds, copy=False)
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
@@ -98,9 +106,11 @@ def read_segmentation(ds: Dataset) -> SegmentationSource:
             orientation = _item_value(item, "PlaneOrientationSequence", "ImageOrientationPatient")
         if spacing is None and item is not None:
             spacing = _item_value(item, "PixelMeasuresSequence", "PixelSpacing")
-    row, col = (np.asarray(orientation[:3], float), np.asarray(orientation[3:], float)) if (
-        orientation is not None and len(orientation) == 6
-    ) else (np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0]))
+    row, col = (
+        (np.asarray(orientation[:3], float), np.asarray(orientation[3:], float))
+        if (orientation is not None and len(orientation) == 6)
+        else (np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0]))
+    )
     result = SegmentationResult(
         sop_instance_uid=sop_uid,
         series_instance_uid=str(seg.get("SeriesInstanceUID", "")),
@@ -126,14 +136,19 @@ def read_segmentation(ds: Dataset) -> SegmentationSource:
 def masks_for_volume(source: SegmentationSource, volume: ImageVolume) -> SliceMasks:
     """Each segment's masks on the slices of ``volume`` (segments not on it are left out)."""
     out: SliceMasks = {}
-    same_frame = not volume.frame_of_reference_uid or not source.result.frame_of_reference_uid \
+    same_frame = (
+        not volume.frame_of_reference_uid
+        or not source.result.frame_of_reference_uid
         or volume.frame_of_reference_uid == source.result.frame_of_reference_uid
+    )
     _, rows, cols = volume.shape
     unplaced = 0
     for frame in source.frames:
-        targets = _slices_by_source(frame, volume) if (rows, cols) == (
-            source.rows, source.columns
-        ) else []
+        targets = (
+            _slices_by_source(frame, volume)
+            if (rows, cols) == (source.rows, source.columns)
+            else []
+        )
         resample = False
         if not targets and same_frame and frame.position is not None and volume.has_geometry:
             index = _slice_by_position(volume, frame.position)
@@ -192,8 +207,11 @@ def _code(item: Dataset, keyword: str) -> Code | None:
     if not seq:
         return None
     c = seq[0]
-    return Code(str(c.get("CodeValue", "")), str(c.get("CodingSchemeDesignator", "")),
-                str(c.get("CodeMeaning", "")))
+    return Code(
+        str(c.get("CodeValue", "")),
+        str(c.get("CodingSchemeDesignator", "")),
+        str(c.get("CodeMeaning", "")),
+    )
 
 
 def _first(ds: Dataset, keyword: str) -> Dataset | None:
@@ -218,9 +236,11 @@ def _frame(number: int, item: Dataset | None, seg_type: str) -> SegFrame:
         for derivation in item.get("DerivationImageSequence") or []:
             for src in derivation.get("SourceImageSequence") or []:
                 frames = src.get("ReferencedFrameNumber")
-                frame = int(frames[0] if isinstance(frames, list | tuple) else frames) if (
-                    frames not in (None, "")
-                ) else None
+                frame = (
+                    int(frames[0] if isinstance(frames, list | tuple) else frames)
+                    if (frames not in (None, ""))
+                    else None
+                )
                 sources.append((str(src.ReferencedSOPInstanceUID), frame))
         value = _item_value(item, "PlanePositionSequence", "ImagePositionPatient")
         if value is not None and len(value) == 3:
@@ -248,8 +268,11 @@ def _slice_by_position(volume: ImageVolume, position: tuple[float, float, float]
 
 
 def _resample(
-    source: SegmentationSource, frame: SegFrame, stored: np.ndarray,
-    volume: ImageVolume, index: int,
+    source: SegmentationSource,
+    frame: SegFrame,
+    stored: np.ndarray,
+    volume: ImageVolume,
+    index: int,
 ) -> np.ndarray:
     """The SEG frame on the volume slice's pixel grid, nearest neighbour."""
     assert frame.position is not None

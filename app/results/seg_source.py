@@ -52,7 +52,8 @@ def segmentations_for_volume(archive: ImageArchive, volume: ImageVolume) -> Seri
     """Blocking: every segment of the study's SEGs that has pixels on ``volume``'s slices."""
     out = SeriesSegmentations()
     refs = [
-        r for r in archive.search_instances(study_uid=volume.study_uid, modality="SEG")
+        r
+        for r in archive.search_instances(study_uid=volume.study_uid, modality="SEG")
         if not r.sop_class_uid or r.sop_class_uid in SEG_SOP_CLASS_UIDS
     ]
     for ref in refs:
@@ -70,6 +71,5 @@ def segmentations_for_volume(archive: ImageArchive, volume: ImageVolume) -> Seri
             continue
         for segment in source.result.segments:
             if masks.get(segment.number):
-                out.layers.append(SegmentLayer(source.result, segment,
-                                               dict(masks[segment.number])))
+                out.layers.append(SegmentLayer(source.result, segment, dict(masks[segment.number])))
     return out

@@ -28,16 +28,27 @@ def uid(*parts: str) -> str:
 def ct_series(tag: str, *, slices: int = 6, size: int = 32) -> list[Dataset]:
     """A CT series whose pixels are all 40 HU (stored 1064)."""
     pixels = np.full((slices, size, size), 1064, dtype=np.int16)
-    volume = Volume(pixels, (0.0, 0.0), tuple(THICKNESS * k for k in range(slices)), SPACING,
-                    THICKNESS, None)
+    volume = Volume(
+        pixels, (0.0, 0.0), tuple(THICKNESS * k for k in range(slices)), SPACING, THICKNESS, None
+    )
     header = images.StudyHeader(
-        patient_name="SEG^TEST", patient_id=f"SEG{tag}", birth_date=date(1970, 1, 1), sex="O",
-        study_uid=uid(tag, "study"), accession=f"S{tag}"[:16], study_id="1",
-        description="SEG test", study_datetime=datetime(2024, 1, 2, 3, 4), priority="ROUTINE",
-        referring="", body_part="HEAD",
+        patient_name="SEG^TEST",
+        patient_id=f"SEG{tag}",
+        birth_date=date(1970, 1, 1),
+        sex="O",
+        study_uid=uid(tag, "study"),
+        accession=f"S{tag}"[:16],
+        study_id="1",
+        description="SEG test",
+        study_datetime=datetime(2024, 1, 2, 3, 4),
+        priority="ROUTINE",
+        referring="",
+        body_part="HEAD",
     )
     series = images.SeriesInfo(
-        series_uid=uid(tag, "series"), number=1, description="CT for SEG",
+        series_uid=uid(tag, "series"),
+        number=1,
+        description="CT for SEG",
         sop_uids=tuple(uid(tag, "image", str(k)) for k in range(slices)),
         frame_of_reference_uid=uid(tag, "for"),
     )
@@ -59,7 +70,11 @@ def segment(number: int, label: str, colour: str) -> hd.seg.SegmentDescription:
 
 
 def highdicom_seg(
-    source: list[Dataset], masks: np.ndarray, tag: str, *, fractional: bool = False,
+    source: list[Dataset],
+    masks: np.ndarray,
+    tag: str,
+    *,
+    fractional: bool = False,
     colours: tuple[str, ...] = ("red", "lime"),
 ) -> hd.seg.Segmentation:
     """A SEG of ``source`` with masks (slices, rows, cols, segments): bool, or 0..1 floats."""
