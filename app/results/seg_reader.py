@@ -303,8 +303,8 @@ def _segment_values(
     """(segment number, uint8 0..255 mask) pairs held by one frame."""
     kind = source.result.segmentation_type
     if kind == "LABELMAP":
-        numbers = {s.number for s in source.result.segments}
-        present = [int(v) for v in np.unique(stored) if int(v) in numbers]
+        numbers = {s.number for s in source.result.segments}  # 0 is the background
+        present = [int(v) for v in np.unique(stored) if int(v) in numbers and int(v) != 0]
         return [(n, np.where(stored == n, 255, 0).astype(np.uint8)) for n in present]
     assert frame.segment is not None
     if kind == "FRACTIONAL":
