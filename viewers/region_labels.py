@@ -65,7 +65,7 @@ class RegionLabels:
             actor.SetInput(text)
             actor.GetTextProperty().SetFontSize(self.font_size)
             actor.GetTextProperty().SetColor(*(HIGHLIGHT_COLOUR if lit else NORMAL_COLOUR))
-            x, y = x1 + 2.0, y0  # right of the region, level with its top
+            x, y = x1 + 4.0, y0  # right of the region, level with its top
             actor.GetPositionCoordinate().SetValue(x, y, -0.9)
             actor.SetVisibility(True)
             placed.append((text, x, y))

@@ -13,6 +13,7 @@ import highdicom as hd
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes as sr_codes
+from pydicom.valuerep import DA, TM
 
 from app.demo.phantoms import Lesion, Volume
 from app.domain import Algorithm
@@ -81,6 +82,6 @@ def bleed_seg(
     )
     seg.SeriesDescription = f"{algorithm.name} segmentation"
     # the same instance on every run (highdicom stamps the time of writing)
-    seg.ContentDate = seg.SeriesDate = content_datetime.strftime("%Y%m%d")
-    seg.ContentTime = seg.SeriesTime = content_datetime.strftime("%H%M%S")
+    seg.ContentDate = seg.SeriesDate = DA(content_datetime.date())
+    seg.ContentTime = seg.SeriesTime = TM(content_datetime.time().replace(microsecond=0))
     return seg

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,9 @@ from app.demo import DemoSet, generate_demo_set
 from app.demo.catalog import STUDIES
 from app.domain import Region, Urgency
 from app.errors import DemoDataError
+from app.results.seg_reader import read_segmentation
 from app.results.sr_reader import read_ai_result
+from tests.support.validators import dciodvfy, write
 
 REF = datetime(2025, 1, 15, 10, 0)
 SUBSET = ("ct-ich-urgent", "dx-pneumothorax", "mr-mass")
@@ -259,11 +262,6 @@ def test_mr_and_radiograph_regions_lie_on_their_lesions(demo: DemoSet) -> None:
 def test_demo_head_ct_seg_is_valid_deterministic_and_on_the_bleed(tmp_path: Path) -> None:
     """The demo's AI SEG passes dciodvfy, is the same on every run, and its mask covers
     the phantom's bleed on the slices the AI SR outlines."""
-    import numpy as np
-
-    from app.results.seg_reader import read_segmentation
-    from tests.support.validators import dciodvfy, write
-
     first = generate_demo_set(seed=0, only=["ct-ich-critical"]).study("ct-ich-critical")
     again = generate_demo_set(seed=0, only=["ct-ich-critical"]).study("ct-ich-critical")
     assert first.ai_seg is not None and again.ai_seg is not None
