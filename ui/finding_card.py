@@ -10,8 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeyEvent, QMouseEvent
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtGui import QEnterEvent, QKeyEvent, QMouseEvent
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.domain import Finding, Measurement, Region, Verdict
 from app.review.session import ReviewItem
@@ -73,6 +81,8 @@ class FindingCard(QFrame):
 
     sig_activated = Signal(str)
     sig_action = Signal(str, str)  # action name (confirm, reject, modify, clear), Tracking UID
+    sig_visibility = Signal(str, bool)  # Tracking UID, shown on the image
+    sig_hovered = Signal(str, bool)  # Tracking UID, the mouse is over the card
 
     def __init__(
         self,
@@ -80,6 +90,7 @@ class FindingCard(QFrame):
         parent: QWidget | None = None,
         *,
         review: ReviewItem | None = None,
+        shown: bool = True,
     ) -> None:
         super().__init__(parent)
         self.finding = finding
@@ -97,8 +108,17 @@ class FindingCard(QFrame):
         self.badge.setObjectName("badge")
         self.badge.setStyleSheet(theme.badge_style(finding.urgency))
         self.badge.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        # show/hide this finding's region on the image (IHE AIR: show/hide per result)
+        self.eye = QToolButton(self)
+        self.eye.setCheckable(True)
+        self.eye.setChecked(shown)
+        self.eye.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.eye.setEnabled(bool(finding.regions))
+        self._show_eye(shown)
+        self.eye.toggled.connect(self._on_eye)
         head = QHBoxLayout()
         head.addWidget(title, 1)
+        head.addWidget(self.eye, 0, Qt.AlignmentFlag.AlignTop)
         head.addWidget(self.badge, 0, Qt.AlignmentFlag.AlignTop)
 
         layout = QVBoxLayout(self)
@@ -138,6 +158,30 @@ class FindingCard(QFrame):
                 self.buttons[name] = button
             layout.addLayout(row)
             self._show_verdict(review)
+
+    @property
+    def shown(self) -> bool:
+        """Whether the finding's region is drawn on the image."""
+        return self.eye.isChecked()
+
+    def _show_eye(self, shown: bool) -> None:
+        self.eye.setText("Shown" if shown else "Hidden")
+        self.eye.setToolTip(
+            "Hide this finding's region on the image" if shown
+            else "Show this finding's region on the image"
+        )
+
+    def _on_eye(self, shown: bool) -> None:
+        self._show_eye(shown)
+        self.sig_visibility.emit(self.finding.tracking_uid, shown)
+
+    def enterEvent(self, event: QEnterEvent) -> None:
+        self.sig_hovered.emit(self.finding.tracking_uid, True)
+        super().enterEvent(event)
+
+    def leaveEvent(self, event: object) -> None:
+        self.sig_hovered.emit(self.finding.tracking_uid, False)
+        super().leaveEvent(event)  # type: ignore[arg-type]
 
     @property
     def verdict(self) -> Verdict | None:

@@ -43,6 +43,8 @@ class FindingsPanel(QWidget):
     sig_finding_activated = Signal(str)
     sig_action = Signal(str, str)  # action name, Tracking UID ("" for add / submit)
     sig_changed = Signal()  # the cards, their verdicts or the selection changed (the sidecar)
+    sig_finding_visibility = Signal(str, bool)  # Tracking UID, its region shown on the image
+    sig_finding_hovered = Signal(str)  # Tracking UID under the mouse, "" for none
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -92,6 +94,7 @@ class FindingsPanel(QWidget):
         layout.addWidget(self.scroll, 1)
         layout.addWidget(self.footer)
         self.cards: list[FindingCard] = []
+        self.hidden: set[str] = set()  # findings whose regions the reader hid (kept per study)
         self._selected: str | None = None
         self._review: ReviewSession | None = None
         self._status = AIStatus.NONE
@@ -107,6 +110,7 @@ class FindingsPanel(QWidget):
 
     def set_loading(self, text: str = "Loading AI results…") -> None:
         self._review = None
+        self.hidden = set()  # a new study: everything shown
         self._clear_cards()
         self.footer.hide()
         self.heading.setText("AI findings")
@@ -262,11 +266,25 @@ class FindingsPanel(QWidget):
             ),
         )
         for finding, item in ordered:
-            card = FindingCard(finding, self._cards_host, review=item)
+            card = FindingCard(
+                finding, self._cards_host, review=item,
+                shown=finding.tracking_uid not in self.hidden,
+            )
             card.sig_activated.connect(self._on_card_activated)
+            card.sig_visibility.connect(self._on_card_visibility)
+            card.sig_hovered.connect(
+                lambda uid, inside: self.sig_finding_hovered.emit(uid if inside else "")
+            )
             card.sig_action.connect(self.sig_action)
             self._cards_layout.insertWidget(self._cards_layout.count() - 1, card)
             self.cards.append(card)
+
+    def _on_card_visibility(self, tracking_uid: str, shown: bool) -> None:
+        if shown:
+            self.hidden.discard(tracking_uid)
+        else:
+            self.hidden.add(tracking_uid)
+        self.sig_finding_visibility.emit(tracking_uid, shown)
 
     def _on_card_activated(self, tracking_uid: str) -> None:
         self.select(tracking_uid)

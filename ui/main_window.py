@@ -133,6 +133,8 @@ class MainWindow(QMainWindow):
                 slot: object = self.show_shortcuts
             elif k.name == "outbox":
                 slot = self._open_outbox
+            elif k.name == "overlays":
+                slot = lambda _checked=False: self.study_view.toggle_overlays()
             else:
                 slot = lambda _checked=False, n=k.name: self.review.act(n)
             action = self._add_action(k.text, k.sequences[0], slot)
@@ -142,6 +144,8 @@ class MainWindow(QMainWindow):
         self.worklist_panel.sig_refresh_requested.connect(self.request_refresh)
         self.worklist_panel.sig_study_selected.connect(self._on_study_selected)
         self.findings_panel.sig_finding_activated.connect(self.study_view.show_finding)
+        self.findings_panel.sig_finding_visibility.connect(self.study_view.set_finding_visible)
+        self.findings_panel.sig_finding_hovered.connect(self.study_view.hover_finding)
         self.study_view.sig_finding_shown.connect(self.findings_panel.select)
 
         self.worklist: Worklist | None = None

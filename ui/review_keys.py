@@ -52,6 +52,7 @@ KEYS: tuple[Key, ...] = (
     Key("redraw_region", ("D",), "Redraw the region on the image", "Decide"),
     Key("clear", ("Backspace",), "Clear the decision (back to undecided)", "Decide"),
     Key("add", ("A",), "Add a finding the AI missed (draw, then choose its type)", "Decide"),
+    Key("overlays", ("O",), "Show / hide every overlay on the image (regions, masks)", "Findings"),
     Key("undo", ("Ctrl+Z",), "Undo", "Review"),
     Key("redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "Redo", "Review"),
     Key("submit", ("Ctrl+Return", "Ctrl+Enter"), "Submit the study's review", "Review"),

@@ -33,9 +33,12 @@ from app.archive.volume import (
     slice_index_for_region,
 )
 from app.domain import Finding, SeriesRef
+from app.results.seg_source import segmentations_for_volume
 from ui import theme
 from ui.async_ops import AsyncOps, OpFailed
 from ui.elided_label import ElidedLabel
+from ui.review_keys import key
+from viewers.segment_legend import SegmentLegend
 from viewers.slice_viewer import SliceViewer
 
 
@@ -98,6 +101,8 @@ class StudyView(QWidget):
         self.progress.setTextVisible(False)
         self.progress.hide()
         self.viewer = SliceViewer(self)
+        self.legend = SegmentLegend(self.viewer.overlays, self)
+        self.legend.set_toggle_tip(key("overlays").tip())
 
         bar = QHBoxLayout()
         bar.addWidget(self.title, 1)
@@ -108,6 +113,7 @@ class StudyView(QWidget):
         layout.setContentsMargins(4, 8, 4, 8)
         layout.addLayout(bar)
         layout.addWidget(self.viewer, 1)
+        layout.addWidget(self.legend)
 
         self._study_uid: str | None = None
         self._series: list[SeriesRef] = []
@@ -141,6 +147,8 @@ class StudyView(QWidget):
         self._pending_finding = None
         self._highlight = None
         self.has_no_images = False
+        self.viewer.overlays.hidden_findings.clear()  # the findings panel starts all shown
+        self.viewer.overlays.hover = None
         self.title.setText(title)
         self.title.setToolTip(title)
         self.series_combo.clear()
@@ -218,9 +226,47 @@ class StudyView(QWidget):
             self._set_status(f"{finding.finding.meaning} {why}", warn=True)
             return False
         self.viewer.set_slice(index)
+        centre = self.viewer.overlays.centre_of(tracking_uid)
+        if centre is not None:
+            self.viewer.center_on(*centre)
         self._set_status("")
         self.sig_finding_shown.emit(tracking_uid)
         return True
+
+    # -- overlay controls (finding cards, the O key) ----------------------------------
+    def set_finding_visible(self, tracking_uid: str, visible: bool) -> None:
+        self.viewer.overlays.set_finding_visible(tracking_uid, visible)
+
+    def hover_finding(self, tracking_uid: str) -> None:
+        """Highlight a finding's region while the mouse is over its card ("" for none)."""
+        self.viewer.overlays.set_hover(tracking_uid or None)
+
+    def toggle_overlays(self) -> bool:
+        """All overlays off or on; returns whether they are now shown."""
+        shown = self.viewer.overlays.toggle()
+        self.legend.sync()
+        return shown
+
+    async def _load_segments(self, generation: int) -> None:
+        """The study's SEG segments that lie on the series now shown, as masks."""
+        volume = self.viewer.volume
+        if volume is None:
+            return
+        try:
+            found = await self._ops.run(
+                "Loading segmentations", lambda _r: segmentations_for_volume(self._archive, volume)
+            )
+        except OpFailed as exc:
+            if generation == self._generation:
+                self._set_status(f"Segmentations not shown: {exc}", warn=True)
+            return
+        if generation != self._generation or self.viewer.volume is not volume:
+            return
+        self.viewer.overlays.set_segments(found.layers)
+        self.legend.set_layers(found.layers)
+        if found.problems:
+            self._set_status(f"{len(found.problems)} segmentation(s) not shown", warn=True)
+            self.status.setToolTip("\n".join(found.problems))
 
     def close_study(self, message: str = "No study open") -> None:
         self._cancel.set()
@@ -231,6 +277,7 @@ class StudyView(QWidget):
         self.title.setText("No study open")
         self._set_status("")
         self.progress.hide()
+        self.legend.set_layers([])
         self.viewer.clear(message)
 
     # -- internals ---------------------------------------------------------------------
@@ -302,6 +349,8 @@ class StudyView(QWidget):
         self.sig_image_shown.emit(study_uid)
         if self._highlight:
             self.sig_finding_shown.emit(self._highlight)
+        # The study's SEGs are fetched once the series is in (they are placed on its slices).
+        self._ops.start(self._load_segments(generation))
         return True
 
     def _on_volume(self, generation: int, volume: ImageVolume) -> None:
@@ -321,6 +370,7 @@ class StudyView(QWidget):
     def _show_first(self, volume: ImageVolume) -> None:
         wanted = [f for f in self._findings if f.tracking_uid == self._pending_finding]
         target = _target(volume, wanted + by_importance(self._findings))
+        self.legend.set_layers([])
         self.viewer.show_volume(volume, target[1] if target else None)
         self._highlight = target[0].tracking_uid if target else None
         self.viewer.set_findings(self._findings, self._highlight)

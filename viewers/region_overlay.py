@@ -19,8 +19,9 @@ from vtkmodules.vtkCommonCore import vtkPoints, vtkUnsignedCharArray
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData, vtkPolyLine
 from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper, vtkRenderer, vtkTextActor
 
-from app.archive.volume import ImageVolume, pixel_for_point, slice_index_for_region
+from app.archive.volume import ImageVolume, slice_index_for_region
 from app.domain import Region
+from viewers.region_slicing import region_pieces
 
 NORMAL_COLOUR = (1.0, 0.62, 0.1)  # amber outline
 HIGHLIGHT_COLOUR = (0.2, 1.0, 1.0)  # cyan: the finding the reader picked
@@ -47,6 +48,7 @@ class Outline:
     points: np.ndarray  # (k, 2)
     closed: bool
     highlight: bool
+    owner: str | None = None  # what the region belongs to (a finding's Tracking UID)
 
 
 def region_outlines(
@@ -57,34 +59,42 @@ def region_outlines(
     owners: Sequence[str] | None = None,
     highlight: str | None = None,
 ) -> list[Outline]:
-    """The outlines to draw on ``slice_index``: 2D regions on their own image, 3D on the nearest."""
+    """The outlines to draw on ``slice_index``: 2D regions on their own image, 3D ones on
+    every slice they cross (``viewers.region_slicing``)."""
     _, dy, dx = volume.spacing
     marker = 0.025 * max(volume.shape[2] * dx, volume.shape[1] * dy)
+    scale = np.array([dx, dy])
     out: list[Outline] = []
     for n, region in enumerate(regions):
-        if slice_index_for_region(volume, region) != slice_index or not region.coordinates:
+        if not region.coordinates:
             continue
-        lit = highlight is not None and owners is not None and owners[n] == highlight
+        owner = owners[n] if owners is not None else None
+        lit = highlight is not None and owner == highlight
         if region.is_3d:
-            pixels = np.array([pixel_for_point(volume, p[:3]) for p in region.coordinates])
-        else:
-            pixels = np.array([p[:2] for p in region.coordinates], dtype=np.float64)
-        world = (pixels - 0.5) * np.array([dx, dy])
-        for points, closed in _shapes(region.graphic_type, world, marker, region.is_3d):
-            out.append(Outline(points, closed, lit))
+            for piece in region_pieces(volume, region, slice_index):
+                world = (piece.pixels - 0.5) * scale
+                if piece.marker:
+                    shapes = [
+                        s for p in world
+                        for s in [(c, False) for c in _cross(p, marker)] + [
+                            (_circle(p, marker), True)
+                        ]
+                    ]
+                else:
+                    shapes = [(world, piece.closed)]
+                out.extend(Outline(points, closed, lit, owner) for points, closed in shapes)
+            continue
+        if slice_index_for_region(volume, region) != slice_index:
+            continue
+        pixels = np.array([p[:2] for p in region.coordinates], dtype=np.float64)
+        world = (pixels - 0.5) * scale
+        for points, closed in _shapes(region.graphic_type, world, marker):
+            out.append(Outline(points, closed, lit, owner))
     return out
 
 
-def _shapes(
-    graphic_type: str, world: np.ndarray, marker: float, is_3d: bool
-) -> list[tuple[np.ndarray, bool]]:
+def _shapes(graphic_type: str, world: np.ndarray, marker: float) -> list[tuple[np.ndarray, bool]]:
     kind = graphic_type.upper()
-    if is_3d:  # a marker on the nearest slice, plus the outline projected onto it
-        centre = np.mean(world, axis=0)
-        shapes = [(c, False) for c in _cross(centre, marker)] + [(_circle(centre, marker), True)]
-        if kind in ("POLYGON", "POLYLINE") and len(world) > 1:
-            shapes.append((world, kind == "POLYGON"))
-        return shapes
     if kind == "POLYGON":
         return [(world, True)]
     if kind == "POLYLINE":

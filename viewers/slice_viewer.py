@@ -38,8 +38,8 @@ from vtkmodules.vtkRenderingCore import (
 
 from app.archive.volume import ImageVolume
 from app.domain import Finding, Region
+from viewers.overlay_layers import OverlayLayers
 from viewers.region_editor import RegionEditor
-from viewers.region_overlay import RegionOverlay, region_outlines
 from viewers.slice_annotations import SliceAnnotations
 
 # name, centre, width (Hounsfield units); keys 1..8
@@ -84,7 +84,8 @@ class SliceViewer(QWidget):
         self._slice_actor.SetVisibility(False)
         self._renderer.AddViewProp(self._slice_actor)
 
-        self._overlay = RegionOverlay(self._renderer)
+        # outlines, measurement labels and SEG masks, with the reader's show/hide controls
+        self.overlays = OverlayLayers(self._renderer, self._redraw_overlays)
         self._text = SliceAnnotations(self._renderer)
 
         self._volume: ImageVolume | None = None
@@ -136,6 +137,7 @@ class SliceViewer(QWidget):
         self.editor.cancel()
         self._volume = volume
         self._regions, self._owners, self._highlight = [], None, None
+        self.overlays.masks.clear()  # segments belong to a series: the caller sets new ones
         self._center, self._width = volume.window_center, max(volume.window_width, 1.0)
         z, _, _ = volume.shape
         self._index = -1
@@ -225,6 +227,7 @@ class SliceViewer(QWidget):
     def set_findings(self, findings: Sequence[Finding], highlight: str | None = None) -> None:
         """Outline every region of ``findings``; ``highlight`` is a Tracking UID."""
         pairs = [(f.tracking_uid, r) for f in findings for r in f.regions]
+        self.overlays.set_findings(findings)
         self.set_regions([r for _, r in pairs], highlight, owners=[o for o, _ in pairs])
 
     def clear(self, message: str) -> None:
@@ -234,7 +237,7 @@ class SliceViewer(QWidget):
         self._slice_data = None
         self._index = -1
         self._slice_actor.SetVisibility(False)
-        self._overlay.clear()
+        self.overlays.clear()
         self._text.show_message(message)
         self._render()
 
@@ -295,6 +298,16 @@ class SliceViewer(QWidget):
         self._renderer.DisplayToWorld()
         wx, wy, _, w = self._renderer.GetWorldPoint()
         return wx / (w or 1.0), wy / (w or 1.0)
+
+    def center_on(self, x: float, y: float) -> None:
+        """Pan so that world (x, y) mm on the slice is in the middle of the view (zoom kept)."""
+        camera = self._renderer.GetActiveCamera()
+        _, _, fz = camera.GetFocalPoint()
+        _, _, pz = camera.GetPosition()
+        camera.SetFocalPoint(x, y, fz)
+        camera.SetPosition(x, y, pz)
+        self._fitted = False
+        self._render()
 
     def mm_per_device_pixel(self) -> float:
         """World mm per GL-area device pixel at the current zoom."""
@@ -386,6 +399,7 @@ class SliceViewer(QWidget):
             self._vtk.Initialize()
             self._initialized = True
             self._text.scale_fonts(self._vtk.devicePixelRatioF())
+            self.overlays.labels.font_size = round(13 * self._vtk.devicePixelRatioF())
         self._relayout_text()
 
     # -- internals -----------------------------------------------------------------------
@@ -452,7 +466,7 @@ class SliceViewer(QWidget):
 
     def _update_regions(self) -> None:
         if self._volume is None or self._index < 0:
-            self._overlay.clear()
+            self.overlays.clear()
             return
         regions, owners = self._regions, self._owners
         if self._hidden is not None:
@@ -463,11 +477,11 @@ class SliceViewer(QWidget):
             ]
             regions = [regions[n] for n in keep]
             owners = [owners[n] for n in keep] if owners is not None else None
-        self._overlay.show(
-            region_outlines(
-                regions, self._volume, self._index, owners=owners, highlight=self._highlight,
-            )
-        )
+        self.overlays.draw(self._volume, self._index, regions, owners, self._highlight)
+
+    def _redraw_overlays(self) -> None:
+        self._update_regions()
+        self._render()
 
     def _update_text(self) -> None:
         vol = self._volume

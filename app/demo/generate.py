@@ -21,6 +21,7 @@ from app.demo import images
 from app.demo.catalog import STUDIES, FindingSpec, StudySpec
 from app.demo.phantoms import Volume, head_ct, mr_brain
 from app.demo.radiograph import Radiograph, chest_radiograph
+from app.demo.segmentation import bleed_seg
 from app.domain import Algorithm, Finding, Measurement, Region
 from app.errors import DemoDataError
 from app.results import codes
@@ -48,6 +49,7 @@ class DemoStudy:
     expected_findings: list[Finding]
     has_lesion: bool
     algorithm: Algorithm | None = None
+    ai_seg: Dataset | None = None  # the AI's segmentation of the lesion (head CT)
 
 
 @dataclass
@@ -65,7 +67,8 @@ class DemoSet:
     def datasets(self) -> list[Dataset]:
         """Every instance: all images first, then the SRs (the order they are stored in)."""
         out = [ds for s in self.studies for ds in s.images]
-        return out + [s.ai_sr for s in self.studies if s.ai_sr is not None]
+        out += [s.ai_sr for s in self.studies if s.ai_sr is not None]
+        return out + [s.ai_seg for s in self.studies if s.ai_seg is not None]
 
 
 def demo_uid(seed: int, *parts: str) -> str:
@@ -166,6 +169,15 @@ def _study(spec: StudySpec, index: int, seed: int, now: datetime) -> DemoStudy:
         )
         # Archives that read the order priority from any instance find it here too.
         ai_sr.RequestedProcedurePriority = spec.priority
+    ai_seg: Dataset | None = None
+    if spec.ai is not None and spec.modality == "CT" and volume is not None and spec.lesions:
+        ai_seg = bleed_seg(
+            study_images, volume, spec.lesions[0], spec.ai.algorithm,
+            series_uid=uid("seg-series"), sop_uid=uid("seg"),
+            tracking_uid=uid("seg-segment", "1"),
+            content_datetime=header.study_datetime + timedelta(minutes=spec.ai.delay_minutes),
+        )
+        ai_seg.RequestedProcedurePriority = spec.priority  # as on the SR (see above)
     return DemoStudy(
         key=spec.key,
         study_uid=header.study_uid,
@@ -180,6 +192,7 @@ def _study(spec: StudySpec, index: int, seed: int, now: datetime) -> DemoStudy:
         expected_findings=findings,
         has_lesion=spec.has_lesion,
         algorithm=spec.ai.algorithm if spec.ai else None,
+        ai_seg=ai_seg,
     )
 
 

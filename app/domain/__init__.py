@@ -17,6 +17,7 @@ from app.domain.models import (
     WorklistItem,
 )
 from app.domain.review import Assessment, Decision, Reader, Verdict
+from app.domain.segmentation import Segment, SegmentationResult
 
 __all__ = [
     "NON_IMAGING_MODALITIES",
@@ -32,6 +33,8 @@ __all__ = [
     "Region",
     "ReviewState",
     "ScoreTerm",
+    "Segment",
+    "SegmentationResult",
     "SeriesRef",
     "StudyRef",
     "Urgency",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,9 @@ from app.demo import DemoSet, generate_demo_set
 from app.demo.catalog import STUDIES
 from app.domain import Region, Urgency
 from app.errors import DemoDataError
+from app.results.seg_reader import read_segmentation
 from app.results.sr_reader import read_ai_result
+from tests.support.validators import dciodvfy, write
 
 REF = datetime(2025, 1, 15, 10, 0)
 SUBSET = ("ct-ich-urgent", "dx-pneumothorax", "mr-mass")
@@ -254,3 +257,26 @@ def test_mr_and_radiograph_regions_lie_on_their_lesions(demo: DemoSet) -> None:
         inner = pixels[d < 0.7 * radius].mean()
         ring = pixels[(d > 1.5 * radius) & (d < 2.5 * radius)].mean()
         assert inner > ring + 30, (finding.tracking_id, inner, ring)
+
+
+def test_demo_head_ct_seg_is_valid_deterministic_and_on_the_bleed(tmp_path: Path) -> None:
+    """The demo's AI SEG passes dciodvfy, is the same on every run, and its mask covers
+    the phantom's bleed on the slices the AI SR outlines."""
+    first = generate_demo_set(seed=0, only=["ct-ich-critical"]).study("ct-ich-critical")
+    again = generate_demo_set(seed=0, only=["ct-ich-critical"]).study("ct-ich-critical")
+    assert first.ai_seg is not None and again.ai_seg is not None
+    assert first.ai_seg.PixelData == again.ai_seg.PixelData
+    assert first.ai_seg.ContentTime == again.ai_seg.ContentTime
+    assert dciodvfy(write(first.ai_seg, tmp_path / "seg.dcm")) == []
+    source = read_segmentation(first.ai_seg)
+    (segment,) = source.result.segments
+    assert segment.label == "Hemorrhage" and segment.colour == (255, 0, 0)
+    framed = {sop for f in source.frames for sop, _ in f.sources}
+    (region,) = first.expected_findings[0].regions
+    assert region.referenced_sop_uid in framed  # the mask is on the outlined slice
+    slice_of = {str(ds.SOPInstanceUID): ds for ds in first.images}
+    outlined = slice_of[region.referenced_sop_uid]
+    frame = next(f for f in source.frames if f.sources[0][0] == region.referenced_sop_uid)
+    mask = source.stored_frame(frame.number) > 0
+    hu = outlined.pixel_array.astype(np.float32) - 1024.0
+    assert mask.sum() > 200 and np.median(hu[mask]) > 60  # blood, not brain

@@ -19,9 +19,14 @@ from tests.support.orthanc import OrthancServer
 
 EXPECTED_STUDIES = {demo_uid(0, s.key, "study"): s for s in STUDIES}
 EXPECTED_SRS = {demo_uid(0, s.key, "sr") for s in STUDIES if s.ai is not None}
+# the head CTs with an AI-found bleed also carry the AI's SEG of it
+EXPECTED_SEGS = {
+    demo_uid(0, s.key, "seg") for s in STUDIES if s.ai is not None and s.modality == "CT"
+    and s.lesions
+}
 EXPECTED_INSTANCES = sum(
     44 if s.modality == "CT" else 24 if s.modality == "MR" else 1 for s in STUDIES
-) + len(EXPECTED_SRS)
+) + len(EXPECTED_SRS) + len(EXPECTED_SEGS)
 
 
 def _check_contents(archive: DicomClientArchive) -> None:
