@@ -311,6 +311,7 @@ def _run_gui(args: argparse.Namespace, request, link_problem: str, hand_overs) -
             sidecar=args.sidecar,
             hand_overs=hand_overs,
             follow=follow,
+            profile=connection.profile,
             screenshot=args.screenshot,
             review=review,
             review_unavailable=unavailable,

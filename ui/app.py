@@ -26,10 +26,11 @@ from app.archive.protocol import ImageArchive
 from app.context.single_instance import HandOver
 from app.errors import CompanionError
 from app.review.services import ReviewServices
-from app.settings import Settings
+from app.settings import ConnectionProfile, Settings
 from app.worklist.service import WorklistService
 from ui.context_follow import ContextFollower, SubscriberFactory
 from ui.main_window import MainWindow
+from ui.session_guard import SessionGuard
 from ui.theme import apply_theme
 from ui.workstation import Workstation
 
@@ -136,6 +137,7 @@ def run_gui(
     sidecar: bool = False,
     hand_overs: queue.Queue[HandOver] | None = None,
     follow: SubscriberFactory | None = None,
+    profile: ConnectionProfile | None = None,
 ) -> int:
     """Show the main window until it is closed (or, with ``screenshot``, until it is saved)."""
     app = ensure_application()
@@ -159,10 +161,12 @@ def run_gui(
         workstation = Workstation(window, settings, hand_overs=hand_overs)
         if follow is not None:
             workstation.follower = ContextFollower(workstation, follow)
+        guard = SessionGuard(workstation, settings, profile)
         if sidecar:
             workstation.show_sidecar()
         else:
             window.show()
+        guard.sign_in_at_start()
         shown_once: list[bool] = []
 
         def log_first_worklist() -> None:

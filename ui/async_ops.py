@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -22,6 +23,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QStatusB
 from app.errors import CompanionError
 
 log = logging.getLogger(__name__)
+SHUTDOWN_WAIT_S = 5.0  # how long closing a window waits for its background jobs
 
 T = TypeVar("T")
 Progress = Callable[[int, int], None]
@@ -129,10 +131,19 @@ class AsyncOps(QObject):
             self._banner.show_message(one_line)
         self.sig_error.emit(one_line)
 
-    def shutdown(self) -> None:
+    def shutdown(self, wait_s: float = SHUTDOWN_WAIT_S) -> None:
+        """Cancel what is running and give the worker threads ``wait_s`` to finish.
+
+        Callers have already told their jobs to stop (a series load's cancel event);
+        a job still running when its window is gone would report into a dead window.
+        A blocking call that does not return in time is left to finish on its own.
+        """
         for task in list(self._tasks):
             task.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + wait_s
+        for thread in list(getattr(self._executor, "_threads", ())):
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     # -- internals -------------------------------------------------------------
     def _begin(self, label: str) -> None:

@@ -15,7 +15,8 @@ import time
 import webbrowser
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
 
 from app.audit import EventKind, Outcome
 from app.errors import CompanionError
@@ -55,12 +56,18 @@ class SessionGuard(QObject):
         self.watcher.sig_idle.connect(self.lock)
         self.sig_lost_sign_in.connect(self._on_lost_sign_in)
         workstation.window.sig_closed.connect(self._on_closed)
+        for widget in (workstation.window, workstation.sidecar):
+            lock_now = QAction("Lock now", widget)
+            lock_now.setShortcut(QKeySequence("Ctrl+L"))
+            lock_now.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            lock_now.triggered.connect(self.lock)
+            widget.addAction(lock_now)
         if profile is not None and profile.auth == "oidc":
             from app.security.signin import tokens_for
 
             # Called on the thread whose request found the sign-in gone: hop to Qt.
-            tokens_for(profile).on_sign_in_required = lambda why="": self.sig_lost_sign_in.emit(
-                str(why)
+            tokens_for(profile).on_sign_in_required = lambda _profile: self.sig_lost_sign_in.emit(
+                ""
             )
 
     # -- audit -------------------------------------------------------------------------
@@ -128,6 +135,7 @@ class SessionGuard(QObject):
 
     # -- lock --------------------------------------------------------------------------
     def lock(self) -> None:
+        """Hide every window with patient data behind the lock window (Ctrl+L, or idle)."""
         if self.locked:
             return
         self.locked = True
@@ -181,6 +189,11 @@ class SessionGuard(QObject):
 
     def _on_closed(self) -> None:
         self.watcher.stop()
+        if self.profile is not None and self.profile.auth == "oidc":
+            from app.security.signin import tokens_for
+
+            # The token state outlives the window: it must not keep calling into it.
+            tokens_for(self.profile).on_sign_in_required = None
         if self.lock_window is not None:
             self.lock_window.close()
             self.lock_window.deleteLater()

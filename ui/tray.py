@@ -57,7 +57,14 @@ class CriticalTray(QObject):
     sig_show_sidecar = Signal()
     sig_quit = Signal()
 
-    def __init__(self, base_icon: QIcon, *, sound: bool = False, parent: QObject | None = None):
+    def __init__(
+        self,
+        base_icon: QIcon,
+        *,
+        sound: bool = False,
+        menu_parent: QWidget | None = None,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.base_icon = base_icon
         self.sound = sound
@@ -66,7 +73,9 @@ class CriticalTray(QObject):
         self.announced: list[CriticalAlert] = []
         self.icon = QSystemTrayIcon(badge_icon(base_icon, 0), self)
         self.icon.setToolTip("AI Review Companion")
-        menu = QMenu()
+        # Owned by a window, so it goes with it (a menu left to the garbage collector
+        # outlives the X connection).
+        menu = QMenu(menu_parent)
         for text, signal in (
             ("Full window", self.sig_show_full),
             ("Sidecar", self.sig_show_sidecar),

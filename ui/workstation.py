@@ -52,7 +52,7 @@ class Workstation(QObject):
         self.alerts = CriticalAlerts()
         icon = window.windowIcon() if not window.windowIcon().isNull() else QIcon()
         self.sidecar = SidecarWindow(icon)
-        self.tray = CriticalTray(icon, sound=settings.alert_sound, parent=self)
+        self.tray = CriticalTray(icon, sound=settings.alert_sound, menu_parent=window, parent=self)
         self._docked = False
         self.follower: QObject | None = None  # the FHIRcast follower, when one runs
 

@@ -85,3 +85,4 @@ def station(
     sidecar = ws.sidecar
     dispose(window)  # closing it hides the sidecar too
     dispose(sidecar)
+

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import PySide6  # noqa: F401  (before qasync, so qasync binds to PySide6)
 import qasync
 import shiboken6
-from PySide6.QtCore import SignalInstance
+from PySide6.QtCore import QEvent, SignalInstance
 from PySide6.QtWidgets import QApplication, QWidget
 
 T = TypeVar("T")
@@ -26,6 +26,8 @@ def dispose(widget: QWidget) -> None:
         widget.close()
         shiboken6.delete(widget)
     QApplication.processEvents()
+    # Windows closed with deleteLater() (a lock window, a dialog) go now, not at exit.
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 class LoopDriver:
@@ -49,3 +51,15 @@ class LoopDriver:
             return self.run(future, timeout)
         finally:
             signal.disconnect(done)
+
+    def until(self, condition: Callable[[], object], timeout: float = 5.0) -> None:
+        """Wait for ``condition`` with the qasync loop running, as the app's loop does."""
+
+        async def poll() -> None:
+            deadline = asyncio.get_running_loop().time() + timeout
+            while not condition():
+                if asyncio.get_running_loop().time() > deadline:
+                    raise AssertionError("condition not met in time")
+                await asyncio.sleep(0.01)
+
+        self.run(poll(), timeout + 5)

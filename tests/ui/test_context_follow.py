@@ -8,7 +8,6 @@ subscriber, the sidecar and main window, the local archive.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 
@@ -46,11 +45,11 @@ def test_the_sidecar_follows_the_study_the_pacs_opens(
 
     follower = ContextFollower(station, make)
     station.follower = follower
-    until(loop, lambda: follower.label.text() == "FHIRcast: subscribed", 10)
+    loop.until(lambda: follower.label.text() == "FHIRcast: subscribed", 10)
 
     sent = time.monotonic()
     hub.publish("ImagingStudy-open", study_context(station_data.head_study, "ACC-HEAD"))
-    until(loop, lambda: sidecar.findings.count() == 1)
+    loop.until(lambda: sidecar.findings.count() == 1)
     elapsed = time.monotonic() - sent
     assert "Intracranial hemorrhage" in sidecar.findings.item(0).text()
     assert window.study_view.study_uid == station_data.head_study
@@ -58,27 +57,15 @@ def test_the_sidecar_follows_the_study_the_pacs_opens(
     assert elapsed < 1.0, "the sidecar must show the new study's findings within a second"
 
     hub.publish("ImagingStudy-open", study_context(station_data.chest_study))
-    until(loop, lambda: window.study_view.study_uid == station_data.chest_study)
-    until(loop, lambda: "pneumothorax" in sidecar.findings.item(0).text().lower()
+    loop.until(lambda: window.study_view.study_uid == station_data.chest_study)
+    loop.until(lambda: "pneumothorax" in sidecar.findings.item(0).text().lower()
                     if sidecar.findings.count() else False)
 
     hub.publish("ImagingStudy-close", study_context(station_data.chest_study))
-    until(loop, lambda: window.study_view.study_uid is None)
-    until(loop, lambda: sidecar.findings.count() == 0)
+    loop.until(lambda: window.study_view.study_uid is None)
+    loop.until(lambda: sidecar.findings.count() == 0)
     assert window.findings_panel.state.text() == "The study was closed in the PACS"
 
     follower.stop()
     assert hub.unsubscribes, "the subscription must be ended on exit"
 
-
-def until(loop: LoopDriver, condition: object, timeout: float = 5.0) -> None:
-    """Wait with the qasync loop running (what the app's event loop does)."""
-
-    async def poll() -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not condition():  # type: ignore[operator]
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError("condition not met in time")
-            await asyncio.sleep(0.01)
-
-    loop.run(poll(), timeout + 5)
