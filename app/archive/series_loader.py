@@ -149,6 +149,8 @@ class _Run:
         self.received: set[str] = set()  # instances already taken from a stream
         self.backlog = threading.Semaphore(1)
         self.decoders: ThreadPoolExecutor | None = None
+        self.first_slices: set[int] = set()  # the preferred instance's slices not yet in
+        self.first_done = threading.Event()
 
     def execute(
         self, archive: ImageArchive, first: int, max_requests: int, decode_threads: int
@@ -160,6 +162,7 @@ class _Run:
         # per instance, in the order of its nearest slice, the slices its frames fill
         for z in order:
             self.wanted.setdefault(plan.slots[z].sop_uid, []).append(z)
+        self.first_slices = set(self.wanted[plan.slots[first].sop_uid])
         self.backlog = threading.Semaphore(2 * decode_threads)
         decoders = ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="decode")
         self.decoders = decoders
@@ -187,7 +190,12 @@ class _Run:
                 stream_thread.daemon = True
                 stream_thread.start()
             else:
-                per_instance(list(self.wanted))
+                instances = list(self.wanted)
+                per_instance(instances[:1])  # the preferred slice's, alone: it lands first
+                while not self.first_done.wait(0.05):
+                    if self.cancel.is_set():
+                        raise LoadCancelled("loading the series was cancelled")
+                per_instance(instances[1:])
             while not self.finished.wait(0.05):
                 if self.cancel.is_set():
                     raise LoadCancelled("loading the series was cancelled")
@@ -211,6 +219,9 @@ class _Run:
                 for data in archive.stream_instance_files(
                     volume.study_uid, volume.series_uid, sop_uid, cancel=self.cancel
                 ):
+                    if sop_uid is not None:  # the preferred slice's: taken now, it lands first
+                        self.take(data)
+                        continue
                     # parts are taken on the pool while the next ones are read; at most
                     # ``backlog`` wait, so a slow decoder holds back the socket, not memory
                     while not self.backlog.acquire(timeout=0.05):
@@ -380,6 +391,9 @@ class _Run:
         with self.lock:
             self.done += 1
             done = self.done
+            self.first_slices.discard(z)
+            if not self.first_slices:
+                self.first_done.set()
         if self.on_slice is not None:
             self.on_slice(z)
         if self.progress is not None:
