@@ -371,9 +371,10 @@ class StudyView(QWidget):
         wanted = [f for f in self._findings if f.tracking_uid == self._pending_finding]
         target = _target(volume, wanted + by_importance(self._findings))
         self.legend.set_layers([])
-        self.viewer.show_volume(volume, target[1] if target else None)
-        self._highlight = target[0].tracking_uid if target else None
-        self.viewer.set_findings(self._findings, self._highlight)
+        with self.viewer.batched():  # one frame for the image and its outlines
+            self.viewer.show_volume(volume, target[1] if target else None)
+            self._highlight = target[0].tracking_uid if target else None
+            self.viewer.set_findings(self._findings, self._highlight)
         self.sig_first_image.emit(volume.study_uid)
 
     def _on_progress(self, generation: int, done: int, total: int) -> None:

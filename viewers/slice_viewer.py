@@ -14,7 +14,8 @@ tests drive the viewer with ordinary Qt events.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import vtkmodules.qt
@@ -73,6 +74,11 @@ class SliceViewer(QWidget):
         self._renderer = vtkRenderer()
         self._renderer.SetBackground(0.0, 0.0, 0.0)
         self._vtk.GetRenderWindow().AddRenderer(self._renderer)
+        # VTK's default 8x multisampling smooths nothing an image slice needs and halved
+        # the frame rate on Mesa's software rasteriser (scroll benchmark, docs/performance.md)
+        self._vtk.GetRenderWindow().SetMultiSamples(0)
+        self._batch_depth = 0  # > 0: inside ``batched()``, frames wait for its end
+        self._render_pending = False
         self._vtk.GetRenderWindow().GetInteractor().SetInteractorStyle(None)
 
         self._image = vtkImageData()
@@ -145,8 +151,9 @@ class SliceViewer(QWidget):
         self._text.show_volume(volume)
         self._relayout_text()
         self._apply_window(emit=True)
-        self.set_slice(z // 2 if slice_index is None else slice_index)
-        self.reset_view()
+        with self.batched():
+            self.set_slice(z // 2 if slice_index is None else slice_index)
+            self.reset_view()
 
     def set_slice(self, index: int) -> None:
         if self._volume is None:
@@ -503,5 +510,21 @@ class SliceViewer(QWidget):
         self._text.layout(self._vtk.width(), self._vtk.height(), self._vtk.devicePixelRatioF())
 
     def _render(self) -> None:
-        if self._vtk.isVisible():
+        if self._batch_depth:
+            self._render_pending = True  # drawn once, when the batch ends
+        elif self._vtk.isVisible():
             self._vtk.GetRenderWindow().Render()
+
+    @contextmanager
+    def batched(self) -> Iterator[None]:
+        """Draw once at the end of a group of changes (a new volume, its slice, its
+        outlines), not after each: a frame at 1024x1024 costs ~50 ms on Mesa's software
+        rasteriser, and each one blocks the UI (event-loop lag benchmark)."""
+        self._batch_depth += 1
+        try:
+            yield
+        finally:
+            self._batch_depth -= 1
+            if not self._batch_depth and self._render_pending:
+                self._render_pending = False
+                self._render()

@@ -29,7 +29,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
-from app.archive import dicomjson
+from app.archive import dicomjson, multipart
 from app.archive.protocol import InstanceRef
 from app.domain import SeriesRef, StudyRef
 from app.errors import ArchiveError, ArchiveHTTPError, ArchiveUnreachable, NotFoundError
@@ -68,8 +68,12 @@ class DicomClientArchive:
         *,
         is_local: bool,
         owner: ThreadPoolExecutor | None = None,
+        web: tuple[requests.Session, str, float] | None = None,
     ) -> None:
         self._client = client
+        # (session, DICOMweb root URL, timeout): lets the series loader stream
+        # multipart answers itself (``stream_instance_files``); None for the local archive
+        self._web = web
         self._description = description
         self._is_local = is_local
         # A client bound to one thread (DICOMfileClient's SQLite connection works
@@ -84,6 +88,11 @@ class DicomClientArchive:
     @property
     def is_local(self) -> bool:
         return self._is_local
+
+    @property
+    def can_stream(self) -> bool:
+        """True when ``stream_instance_files`` can be used (a DICOMweb archive)."""
+        return self._web is not None
 
     @property
     def client(self) -> Any:
@@ -273,6 +282,33 @@ class DicomClientArchive:
                 return
             yield item
 
+    def stream_instance_files(
+        self,
+        study_uid: str,
+        series_uid: str,
+        sop_uid: str | None = None,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[bytes | bytearray]:
+        """The Part 10 bytes of a series' instances (or of one), as the server stores
+        them, each as soon as it has arrived: one WADO-RS request read part by part.
+        Raises ``ArchiveError``s; only for an archive where ``can_stream`` is True."""
+        if self._web is None:
+            raise ArchiveError(f"{self._description} cannot stream multipart answers")
+        session, root, timeout = self._web
+        url = f"{root}/studies/{study_uid}/series/{series_uid}"
+        if sop_uid is not None:
+            url += f"/instances/{sop_uid}"
+        what = "retrieve instance" if sop_uid else "retrieve series"
+        parts = self._call(
+            what, lambda: multipart.stream_dicom_files(session, url, timeout=timeout, cancel=cancel)
+        )
+        while True:
+            part = self._call(what, lambda: next(parts, None))
+            if part is None:
+                return
+            yield part
+
     def retrieve_frames(
         self, study_uid: str, series_uid: str, sop_uid: str, frames: Sequence[int]
     ) -> list[bytes]:
@@ -320,7 +356,9 @@ def open_dicomweb(
     session.headers["Accept-Encoding"] = "identity"
     client = DICOMwebClient(url=url, session=session, timeout=timeout)
     client.set_http_retry_params(retry=False)
-    return DicomClientArchive(client, description=_redact_url(url), is_local=False)
+    return DicomClientArchive(
+        client, description=_redact_url(url), is_local=False, web=(session, url, timeout)
+    )
 
 
 def open_local(folder: Path, *, readonly: bool = False) -> DicomClientArchive:

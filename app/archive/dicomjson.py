@@ -128,3 +128,57 @@ def instance_from_json(
         modality=text(item, MODALITY),
         instance_number=integer(item, INSTANCE_NUMBER),
     )
+
+
+class JsonHeader:
+    """Read-only, keyword access to one DICOM JSON object, the way the series plan reads a
+    ``pydicom.Dataset`` (``get``, ``in``), without building one: ``Dataset.from_json``
+    costs ~0.6 ms per CT instance, most of the plan's time on a 300-slice series.
+
+    ``get`` returns the single value for VM 1, else the list; a sequence is a list of
+    ``JsonHeader``; a person name its Alphabetic form; absent or empty: ``default``.
+    """
+
+    __slots__ = ("_item",)
+
+    def __init__(self, item: dict[str, Any]) -> None:
+        self._item = item
+
+    def _element(self, keyword: str) -> dict[str, Any] | None:
+        tag = _tag_key(keyword)
+        if tag is None:
+            return None
+        element = self._item.get(tag)
+        if element is None:
+            element = self._item.get(tag.lower())
+        return element if isinstance(element, dict) else None
+
+    def __contains__(self, keyword: object) -> bool:
+        return isinstance(keyword, str) and self._element(keyword) is not None
+
+    def get(self, keyword: str, default: Any = None) -> Any:
+        element = self._element(keyword)
+        if element is None:
+            return default
+        vals = element.get("Value")
+        if not vals:
+            return default
+        if element.get("vr") == "SQ":
+            return [JsonHeader(v) for v in vals if isinstance(v, dict)]
+        vals = [v["Alphabetic"] if isinstance(v, dict) and "Alphabetic" in v else v for v in vals]
+        return vals[0] if len(vals) == 1 else vals
+
+
+_TAG_KEYS: dict[str, str | None] = {}
+
+
+def _tag_key(keyword: str) -> str | None:
+    """'Rows' -> '00280010' (cached; None for an unknown keyword)."""
+    try:
+        return _TAG_KEYS[keyword]
+    except KeyError:
+        from pydicom.datadict import tag_for_keyword
+
+        tag = tag_for_keyword(keyword)
+        _TAG_KEYS[keyword] = None if tag is None else f"{tag:08X}"
+        return _TAG_KEYS[keyword]

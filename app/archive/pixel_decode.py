@@ -3,10 +3,11 @@
 pydicom's decoders (with pylibjpeg, its openjpeg/libjpeg/RLE plugins and pyjpegls)
 read every common transfer syntax: implicit/explicit VR, big endian, deflated,
 JPEG baseline/extended/lossless, JPEG-LS, JPEG 2000, RLE. Greyscale frames are
-rescaled (Rescale Slope/Intercept, once) into the float32 slice; colour frames
+rescaled (Rescale Slope/Intercept, once) into the slice, in the volume's type (float32,
+or int16/uint16/uint8 when the plan found the rescaled values are such integers); colour frames
 (RGB, YBR_* converted to RGB, PALETTE COLOR through its lookup table) land in a
 uint8 RGB slice. Native little-endian 16-bit frames skip the decoder: they are
-read as a view of the received bytes and rescaled in one pass.
+read as a view of the received bytes (``native_frame``) and rescaled in one pass.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, pixel_array
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from app.archive.series_plan import invert_constant
+from app.archive.series_plan import Header, invert_constant
 from app.errors import CompanionError
 
 _NATIVE_LITTLE = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
@@ -52,42 +53,172 @@ def write_frame(
         _write_grey(ds, frame, target, slope, intercept)
 
 
+def native_layout(header: Header) -> tuple[int, int, int, bool] | None:
+    """(rows, columns, bits stored, signed) when ``header`` describes 16-bit greyscale
+    pixels that ``write_native`` can take from received bytes; None otherwise."""
+    if int(header.get("BitsAllocated", 0) or 0) != 16:
+        return None
+    if int(header.get("SamplesPerPixel", 1) or 1) != 1:
+        return None
+    if str(header.get("PhotometricInterpretation", "")).upper() not in (
+        "MONOCHROME1",
+        "MONOCHROME2",
+    ):
+        return None
+    return (
+        int(header.get("Rows", 0) or 0),
+        int(header.get("Columns", 0) or 0),
+        int(header.get("BitsStored", 16) or 16),
+        bool(int(header.get("PixelRepresentation", 0) or 0)),
+    )
+
+
+def write_native(
+    header: Header,
+    data: bytes | bytearray,
+    offset: int,
+    frame_index: int,
+    target: np.ndarray,
+    slope: float,
+    intercept: float,
+) -> None:
+    """Frame ``frame_index`` of native pixels at ``offset`` in a received file's bytes
+    (its header read from the series metadata) into ``target``, rescaled. Raises
+    ``FrameDecodeError`` when the bytes do not hold it."""
+    layout = native_layout(header)
+    if layout is not None and _write_native_in_place(
+        header, data, offset, frame_index, layout, target, slope, intercept
+    ):
+        return
+    frame = native_frame(data, offset, frame_index, *layout) if layout else None
+    if frame is None or frame.shape != target.shape:
+        raise FrameDecodeError(
+            f"frame {frame_index + 1}: the pixel data is not the size the header says"
+        )
+    _write_grey(header, frame, target, slope, intercept)
+
+
+def _write_native_in_place(
+    header: Header,
+    data: bytes | bytearray,
+    offset: int,
+    frame_index: int,
+    layout: tuple[int, int, int, bool],
+    target: np.ndarray,
+    slope: float,
+    intercept: float,
+) -> bool:
+    """The common CT/MR case in two passes over the slice and no temporary: stored
+    values (masked or sign-extended) written into a 16-bit integer slice, then the
+    intercept added there. False when the case is another (the caller goes the
+    general way)."""
+    rows, cols, bits, signed = layout
+    count = rows * cols
+    start = offset + frame_index * count * 2
+    if (
+        target.dtype not in (np.int16, np.uint16)
+        or target.shape != (rows, cols)
+        or slope != 1.0
+        or len(data) < start + count * 2
+        or str(header.get("PhotometricInterpretation", "")) != "MONOCHROME2"
+    ):
+        return False
+    info = np.iinfo(target.dtype)
+    low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    if low < info.min or high > info.max:
+        return False  # the stored values themselves do not fit the slice's type
+    stored = np.frombuffer(data, np.dtype("<i2" if signed else "<u2"), count, start)
+    stored = stored.reshape(rows, cols).view(target.dtype)
+    if bits == 16:
+        np.copyto(target, stored)
+    elif signed:
+        np.left_shift(stored, 16 - bits, out=target)
+        np.right_shift(target, 16 - bits, out=target)
+    else:
+        np.bitwise_and(stored, target.dtype.type((1 << bits) - 1), out=target)
+    if intercept:
+        np.add(target, target.dtype.type(int(intercept)), out=target)
+    return True
+
+
 def _native_view(ds: Dataset, frame_index: int) -> np.ndarray | None:
-    """Frame ``frame_index`` as a view of Pixel Data, when no decoding is needed."""
+    """Frame ``frame_index`` of native 16-bit Pixel Data, without the decoder."""
     meta = getattr(ds, "file_meta", None)
     syntax = meta.get("TransferSyntaxUID") if meta is not None else None
     if syntax not in _NATIVE_LITTLE or "PixelData" not in ds:
         return None
-    bits = int(ds.get("BitsAllocated", 0) or 0)
-    if (
-        bits != 16
-        or int(ds.get("BitsStored", 0) or 0) != 16
-        or int(ds.get("SamplesPerPixel", 1) or 1) != 1
-    ):
+    if int(ds.get("BitsAllocated", 0) or 0) != 16 or int(ds.get("SamplesPerPixel", 1) or 1) != 1:
         return None
-    rows, cols = int(ds.Rows), int(ds.Columns)
     data = ds.PixelData
+    if not isinstance(data, bytes):
+        return None
+    return native_frame(
+        data,
+        0,
+        frame_index,
+        int(ds.Rows),
+        int(ds.Columns),
+        int(ds.get("BitsStored", 16) or 16),
+        bool(int(ds.get("PixelRepresentation", 0) or 0)),
+    )
+
+
+def native_frame(
+    data: bytes | bytearray | memoryview,
+    offset: int,
+    frame_index: int,
+    rows: int,
+    cols: int,
+    bits_stored: int,
+    signed: bool,
+) -> np.ndarray | None:
+    """Frame ``frame_index`` of little-endian 16-bit greyscale pixels starting at ``offset``
+    in ``data``: a view when all 16 bits are stored, else masked (unsigned) or
+    sign-extended (signed) from Bits Stored, as pydicom does. None when ``data`` is short
+    or the layout is not this one (the caller lets pydicom say what is wrong)."""
     count = rows * cols
-    if not isinstance(data, bytes) or len(data) < (frame_index + 1) * count * 2:
-        return None  # short or odd: let pydicom say what is wrong
-    dtype = np.dtype("<i2" if int(ds.get("PixelRepresentation", 0) or 0) else "<u2")
-    view = np.frombuffer(data, dtype=dtype, count=count, offset=frame_index * count * 2)
-    return view.reshape(rows, cols)
+    start = offset + frame_index * count * 2
+    if not 0 < bits_stored <= 16 or len(data) < start + count * 2:
+        return None
+    dtype = np.dtype("<i2" if signed else "<u2")
+    view = np.frombuffer(data, dtype=dtype, count=count, offset=start).reshape(rows, cols)
+    if bits_stored == 16:
+        return view
+    if signed:
+        shift = 16 - bits_stored
+        return np.right_shift(np.left_shift(view, shift), shift)
+    return np.bitwise_and(view, np.uint16((1 << bits_stored) - 1))
 
 
 def _write_grey(
-    ds: Dataset, frame: np.ndarray, target: np.ndarray, slope: float, intercept: float
+    ds: Header, frame: np.ndarray, target: np.ndarray, slope: float, intercept: float
 ) -> None:
+    """Rescale ``frame`` into ``target``: in float32, or in integers when the plan chose an
+    integer volume (its rescale is then integral and its range fits, see ``grey_dtype``)."""
     if frame.ndim == 3:  # a colour frame in a greyscale series: its luminance
         frame = frame[..., :3] @ np.array([0.299, 0.587, 0.114])
-    if slope == 1.0:
-        np.add(frame, np.float32(intercept), out=target, casting="unsafe")
+    if target.dtype.kind == "f":
+        if slope == 1.0:
+            np.add(frame, np.float32(intercept), out=target, casting="unsafe")
+        else:
+            np.multiply(frame, np.float32(slope), out=target, casting="unsafe")
+            if intercept:
+                target += np.float32(intercept)
+        if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
+            np.subtract(np.float32(invert_constant(ds, slope, intercept)), target, out=target)
+        return
+    if frame.dtype.kind == "f":
+        frame = np.rint(frame)
+    if slope == 1.0 and intercept == 0.0:
+        np.copyto(target, frame, casting="unsafe")
+    elif slope == 1.0:
+        np.add(frame, np.int32(intercept), out=target, casting="unsafe")
     else:
-        np.multiply(frame, np.float32(slope), out=target, casting="unsafe")
-        if intercept:
-            target += np.float32(intercept)
+        scaled = np.multiply(frame, np.int32(slope), dtype=np.int32)
+        np.add(scaled, np.int32(intercept), out=target, casting="unsafe")
     if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
-        np.subtract(np.float32(invert_constant(ds, slope, intercept)), target, out=target)
+        k = np.int32(round(invert_constant(ds, slope, intercept)))
+        np.subtract(k, target, out=target, casting="unsafe")
 
 
 def _write_color(ds: Dataset, frame: np.ndarray, target: np.ndarray) -> None:

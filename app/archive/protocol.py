@@ -7,6 +7,7 @@ DICOMweb archive and the embedded local archive behave the same.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -83,3 +84,22 @@ class ImageArchive(Protocol):
     def store(self, datasets: Sequence[Dataset]) -> Dataset:
         """STOW-RS; returns the server's answer (Referenced/Failed SOP Sequences), maybe empty."""
         ...
+
+
+@runtime_checkable
+class StreamingArchive(Protocol):
+    """An archive that can hand over instances as Part 10 bytes while one multipart
+    answer streams in (a DICOMweb archive); the series loader uses it when
+    ``can_stream`` is True, and one request per instance otherwise."""
+
+    @property
+    def can_stream(self) -> bool: ...
+
+    def stream_instance_files(
+        self,
+        study_uid: str,
+        series_uid: str,
+        sop_uid: str | None = None,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[bytes | bytearray]: ...

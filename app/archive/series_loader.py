@@ -2,11 +2,17 @@
 
 1. The series metadata (WADO-RS) gives the plan: slice order along the normal,
    the volume allocated once, the rescale of every frame (``series_plan``).
-2. Instances are retrieved a bounded number at a time, nearest the preferred
-   slice (an AI finding's, else the middle) first (``frame_fetch``).
-3. Each frame is decoded on a thread pool straight into its slice
-   (``pixel_decode``); ``on_slice(z)`` says it is there, so a viewer can show the
-   first image long before the series is complete.
+2. From a DICOMweb archive, the instance of the preferred slice (an AI finding's,
+   else the middle) comes first, in its own request; then the whole series in one
+   multipart answer, read part by part as it arrives (``multipart``). Native pixels
+   are copied straight from each part's bytes (``part10``): ~0.3 ms per CT slice,
+   against ~7 ms for one request per instance through dicomweb-client. Whatever the
+   stream did not bring, and every instance of an archive that cannot stream (the
+   local one), is retrieved one request per instance, a bounded number at a time,
+   nearest the preferred slice first (``frame_fetch``).
+3. Compressed frames are decoded on a thread pool straight into their slice
+   (``pixel_decode``); ``on_slice(z)`` says a slice is there, so a viewer can show
+   the first image long before the series is complete.
 4. A frame that cannot be retrieved or decoded becomes a gap with its reason;
    the rest still loads. Setting ``cancel`` stops it within a fraction of a second.
 
@@ -19,13 +25,16 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from io import BytesIO
 
+from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from app.archive.frame_fetch import InstanceFetcher
-from app.archive.pixel_decode import FrameDecodeError, write_frame
-from app.archive.protocol import ImageArchive
+from app.archive.part10 import FileMeta, native_pixel_offset, read_file_meta
+from app.archive.pixel_decode import FrameDecodeError, native_layout, write_frame, write_native
+from app.archive.protocol import ImageArchive, StreamingArchive
 from app.archive.series_cache import SeriesCache
 from app.archive.series_plan import (
     SeriesPlan,
@@ -110,7 +119,9 @@ def volume_from_datasets(
     plan = plan_series(datasets, study_uid, series_uid)
     run = _Run(plan, threading.Event(), None, None)
     for z in range(len(plan.slots)):
-        run.decode(plan.headers[plan.slots[z].sop_uid], z)
+        ds = plan.headers[plan.slots[z].sop_uid]
+        assert isinstance(ds, Dataset)  # the plan's headers are these datasets
+        run.decode(ds, z)
     run.finish()
     return plan.volume
 
@@ -134,6 +145,12 @@ class _Run:
         self.lock = threading.Lock()
         self.finished = threading.Event()
         self.window_known = plan.window_known
+        self.wanted: dict[str, list[int]] = {}  # SOP Instance UID -> its slices
+        self.received: set[str] = set()  # instances already taken from a stream
+        self.backlog = threading.Semaphore(1)
+        self.decoders: ThreadPoolExecutor | None = None
+        self.first_slices: set[int] = set()  # the preferred instance's slices not yet in
+        self.first_done = threading.Event()
 
     def execute(
         self, archive: ImageArchive, first: int, max_requests: int, decode_threads: int
@@ -142,12 +159,13 @@ class _Run:
         if self.progress is not None:
             self.progress(0, self.total)
         order = fetch_order(self.total, first)
-        # one request per instance, in the order of its nearest slice; its frames in order too
-        wanted: dict[str, list[int]] = {}
+        # per instance, in the order of its nearest slice, the slices its frames fill
         for z in order:
-            wanted.setdefault(plan.slots[z].sop_uid, []).append(z)
-        instances = list(wanted)
+            self.wanted.setdefault(plan.slots[z].sop_uid, []).append(z)
+        self.first_slices = set(self.wanted[plan.slots[first].sop_uid])
+        self.backlog = threading.Semaphore(2 * decode_threads)
         decoders = ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="decode")
+        self.decoders = decoders
         fetcher = InstanceFetcher(
             archive,
             plan.volume.study_uid,
@@ -157,36 +175,27 @@ class _Run:
             cancel=self.cancel,
         )
 
-        def deliver(uid: str, ds: Dataset | None, error: str | None) -> None:
-            slices = wanted[uid]
-            if ds is None:
-                for z in slices:
-                    self.mark_gap(z, error or "not retrieved")
-                fetcher.release()
-                return
-            plan.volume.transfer_syntaxes.add(_syntax(ds))
-            pending = [len(slices)]
-            pending_lock = threading.Lock()
+        def per_instance(uids: list[str]) -> None:
+            fetcher.start(
+                uids, lambda uid, ds, error: self.dispatch(uid, ds, error, fetcher.release)
+            )
 
-            def decode_one(z: int) -> None:
-                try:
-                    if not self.cancel.is_set():
-                        self.decode(ds, z)
-                finally:
-                    with pending_lock:
-                        pending[0] -= 1
-                        last = pending[0] == 0
-                    if last:
-                        fetcher.release()
-
-            for z in slices:
-                try:
-                    decoders.submit(decode_one, z)
-                except RuntimeError:  # the pool was shut down: cancelled
-                    return
-
+        streamer = archive if isinstance(archive, StreamingArchive) else None
+        stream_thread = None
         try:
-            fetcher.start(instances, deliver)
+            if streamer is not None and streamer.can_stream:
+                stream_thread = threading.Thread(
+                    target=self.stream, args=(streamer, per_instance), name="series-stream"
+                )
+                stream_thread.daemon = True
+                stream_thread.start()
+            else:
+                instances = list(self.wanted)
+                per_instance(instances[:1])  # the preferred slice's, alone: it lands first
+                while not self.first_done.wait(0.05):
+                    if self.cancel.is_set():
+                        raise LoadCancelled("loading the series was cancelled")
+                per_instance(instances[1:])
             while not self.finished.wait(0.05):
                 if self.cancel.is_set():
                     raise LoadCancelled("loading the series was cancelled")
@@ -196,6 +205,158 @@ class _Run:
         if self.cancel.is_set():
             raise LoadCancelled("loading the series was cancelled")
         self.finish()
+
+    def stream(self, archive: StreamingArchive, per_instance: Callable[[list[str]], None]) -> None:
+        """The preferred slice's instance in one request, then the whole series in one
+        multipart answer read part by part (the instance already in is skipped); what
+        the stream did not bring (it failed, or the server left an instance out) is then
+        fetched one request per instance, where a failure becomes a gap."""
+        volume = self.plan.volume
+        first = next(iter(self.wanted))
+        taken: list[Future[None]] = []
+        for sop_uid in (first, None):
+            try:
+                for data in archive.stream_instance_files(
+                    volume.study_uid, volume.series_uid, sop_uid, cancel=self.cancel
+                ):
+                    if sop_uid is not None:  # the preferred slice's: taken now, it lands first
+                        self.take(data)
+                        continue
+                    # parts are taken on the pool while the next ones are read; at most
+                    # ``backlog`` wait, so a slow decoder holds back the socket, not memory
+                    while not self.backlog.acquire(timeout=0.05):
+                        if self.cancel.is_set():
+                            return
+                    assert self.decoders is not None
+                    taken.append(self.decoders.submit(self.take_then_release, data))
+            except RuntimeError:  # the pool was shut down: cancelled or finished
+                return
+            except Exception as exc:  # noqa: BLE001  (fall back to one request per instance)
+                log.info(
+                    "streaming the series failed (%s); per-instance requests", type(exc).__name__
+                )
+        wait(taken)
+        if self.cancel.is_set():
+            return
+        with self.lock:
+            left = [uid for uid in self.wanted if uid not in self.received]
+        if left:
+            per_instance(left)
+
+    def take_then_release(self, data: bytes | bytearray) -> None:
+        try:
+            if not self.cancel.is_set():
+                self.take(data)
+        finally:
+            self.backlog.release()
+
+    def take(self, data: bytes | bytearray) -> None:
+        """One received Part 10 file: native pixels straight from its bytes; anything
+        else parsed by pydicom, then its frames decoded."""
+        meta = read_file_meta(data)
+        claimed = None
+        if meta is not None and meta.sop_uid in self.wanted:
+            if not self.claim(meta.sop_uid):
+                return
+            claimed = meta.sop_uid
+            self.plan.volume.transfer_syntaxes.add(meta.syntax)
+            if self.take_native(meta, data):
+                return
+        try:
+            ds = dcmread(BytesIO(data), force=True)
+            uid = str(ds.get("SOPInstanceUID", ""))
+        except Exception as exc:  # noqa: BLE001  (its instance is fetched again, alone)
+            log.info("a streamed instance is not readable: %s", type(exc).__name__)
+            if claimed is not None:
+                self.unclaim(claimed)
+            return
+        if uid != claimed:  # the file meta was odd: trust the data set
+            if claimed is not None:
+                self.unclaim(claimed)
+            if uid not in self.wanted or not self.claim(uid):
+                return
+        self.plan.volume.transfer_syntaxes.add(_syntax(ds))
+        for z in self.wanted[uid]:
+            if self.cancel.is_set():
+                return
+            self.decode(ds, z)
+
+    def take_native(self, meta: FileMeta, data: bytes | bytearray) -> bool:
+        """Write the native frames of ``data`` into their slices; False if it is not that."""
+        plan = self.plan
+        header = plan.headers[meta.sop_uid]
+        slices = self.wanted[meta.sop_uid]
+        layout = None if plan.volume.is_color else native_layout(header)
+        if layout is None:
+            return False
+        rows, cols, _, _ = layout
+        frames = int(header.get("NumberOfFrames", 1) or 1)
+        offset = native_pixel_offset(data, meta, rows * cols * 2 * frames)
+        if offset is None:
+            return False
+        for z in slices:
+            slot = plan.slots[z]
+            try:
+                write_native(
+                    header,
+                    data,
+                    offset,
+                    slot.frame_index,
+                    plan.volume.pixels[z],
+                    slot.slope,
+                    slot.intercept,
+                )
+            except FrameDecodeError as exc:
+                self.mark_gap(z, str(exc))
+                continue
+            self.mark_loaded(z)
+        return True
+
+    def claim(self, uid: str) -> bool:
+        """True the first time an instance arrives (a stream may repeat the first one)."""
+        with self.lock:
+            if uid in self.received:
+                return False
+            self.received.add(uid)
+            return True
+
+    def unclaim(self, uid: str) -> None:
+        with self.lock:
+            self.received.discard(uid)
+
+    def dispatch(
+        self, uid: str, ds: Dataset | None, error: str | None, release: Callable[[], None]
+    ) -> None:
+        """Decode a received instance's frames on the pool (or mark them gaps); call
+        ``release`` once all are done, so the next instance may come in."""
+        slices = self.wanted[uid]
+        if ds is None:
+            for z in slices:
+                self.mark_gap(z, error or "not retrieved")
+            release()
+            return
+        self.plan.volume.transfer_syntaxes.add(_syntax(ds))
+        pending = [len(slices)]
+        pending_lock = threading.Lock()
+
+        def decode_one(z: int) -> None:
+            try:
+                if not self.cancel.is_set():
+                    self.decode(ds, z)
+            finally:
+                with pending_lock:
+                    pending[0] -= 1
+                    last = pending[0] == 0
+                if last:
+                    release()
+
+        assert self.decoders is not None
+        for z in slices:
+            try:
+                self.decoders.submit(decode_one, z)
+            except RuntimeError:  # the pool was shut down: cancelled
+                release()
+                return
 
     def decode(self, ds: Dataset, z: int) -> None:
         slot = self.plan.slots[z]
@@ -230,6 +391,9 @@ class _Run:
         with self.lock:
             self.done += 1
             done = self.done
+            self.first_slices.discard(z)
+            if not self.first_slices:
+                self.first_done.set()
         if self.on_slice is not None:
             self.on_slice(z)
         if self.progress is not None:

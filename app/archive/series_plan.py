@@ -17,46 +17,16 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 
+from app.archive.dicomjson import JsonHeader
 from app.archive.volume import ImageVolume, VolumeLoadError
 
 _DEFAULT_ROW = (1.0, 0.0, 0.0)
 _DEFAULT_COL = (0.0, 1.0, 0.0)
 COLOR_PHOTOMETRICS = ("RGB", "PALETTE COLOR", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT")
 
-# The DICOM JSON attributes the plan reads; the rest of the metadata is not parsed.
-_HEADER_TAGS = frozenset(
-    {
-        "00020010",  # Transfer Syntax UID (some servers include it)
-        "00080016",  # SOP Class UID
-        "00080018",  # SOP Instance UID
-        "00080060",  # Modality
-        "00081030",  # Study Description
-        "0008103E",  # Series Description
-        "00180050",  # Slice Thickness
-        "00180088",  # Spacing Between Slices
-        "00181164",  # Imager Pixel Spacing
-        "00200013",  # Instance Number
-        "00200020",  # Patient Orientation
-        "00200032",  # Image Position (Patient)
-        "00200037",  # Image Orientation (Patient)
-        "00200052",  # Frame of Reference UID
-        "00280002",  # Samples per Pixel
-        "00280004",  # Photometric Interpretation
-        "00280008",  # Number of Frames
-        "00280010",  # Rows
-        "00280011",  # Columns
-        "00280030",  # Pixel Spacing
-        "00280100",  # Bits Allocated
-        "00280101",  # Bits Stored
-        "00280103",  # Pixel Representation
-        "00281050",  # Window Center
-        "00281051",  # Window Width
-        "00281052",  # Rescale Intercept
-        "00281053",  # Rescale Slope
-        "52009229",  # Shared Functional Groups Sequence
-        "52009230",  # Per-frame Functional Groups Sequence
-    }
-)
+# A header: the instance's dataset (files opened from disk, retrieved instances) or its
+# WADO-RS metadata read in place (``JsonHeader``); the plan only calls ``get`` and ``in``.
+Header = Dataset | JsonHeader
 
 
 @dataclass
@@ -79,7 +49,7 @@ class SeriesPlan:
 
     volume: ImageVolume
     slots: list[Slot]  # slots[z] fills volume.pixels[z]
-    headers: dict[str, Dataset]  # by SOP Instance UID
+    headers: dict[str, Header]  # by SOP Instance UID
     window_known: bool  # False: set the window from the first decoded slice
     problems: list[str] = field(default_factory=list)
 
@@ -91,19 +61,19 @@ class SeriesPlan:
         return out
 
 
-def header_from_json(item: dict[str, Any]) -> Dataset:
-    """The attributes the plan needs, from one instance's DICOM JSON metadata."""
-    wanted = {k: v for k, v in item.items() if k.upper() in _HEADER_TAGS}
-    return Dataset.from_json(wanted)
+def header_from_json(item: dict[str, Any]) -> JsonHeader:
+    """One instance's DICOM JSON metadata as a header the plan reads (nothing is parsed
+    until asked for)."""
+    return JsonHeader(item)
 
 
-def plan_series(headers: Sequence[Dataset], study_uid: str, series_uid: str) -> SeriesPlan:
+def plan_series(headers: Sequence[Header], study_uid: str, series_uid: str) -> SeriesPlan:
     """Order the series' frames along the slice normal and allocate its volume.
 
     Raises ``VolumeLoadError`` when no header describes an image.
     """
     problems: list[str] = []
-    images: list[Dataset] = []
+    images: list[Header] = []
     for ds in headers:
         uid = ds.get("SOPInstanceUID", "?")
         try:
@@ -172,7 +142,7 @@ def plan_series(headers: Sequence[Dataset], study_uid: str, series_uid: str) -> 
     if color:
         pixels = np.zeros((n, rows, cols, 3), dtype=np.uint8)
     else:
-        pixels = np.zeros((n, rows, cols), dtype=np.float32)
+        pixels = np.zeros((n, rows, cols), dtype=grey_dtype(kept, slots))
     window = (127.5, 255.0) if color else header_window(first)
     sy, sx = _pixel_spacing(first)
     volume = ImageVolume(
@@ -202,6 +172,39 @@ def plan_series(headers: Sequence[Dataset], study_uid: str, series_uid: str) -> 
     return SeriesPlan(volume, slots, headers_by_uid, window is not None, problems)
 
 
+def grey_dtype(headers: Sequence[Header], slots: Sequence[Slot]) -> np.dtype[Any]:
+    """The smallest type that holds every rescaled value the headers allow, exactly.
+
+    Integer slopes and intercepts on integer pixels give integers: int16 for most CT
+    (12-bit stored, intercept -1024) and uint16/uint8 for MR and projection images
+    without a rescale — half (or a quarter) of float32's bytes. Anything else (a
+    fractional rescale, float pixel data, a range over 16 bits) is float32.
+    """
+    low = high = 0
+    for ds in headers:
+        bits = int(ds.get("BitsStored", 0) or ds.get("BitsAllocated", 0) or 0)
+        if not 0 < bits <= 16 or int(ds.get("BitsAllocated", 16) or 16) > 16:
+            return np.dtype(np.float32)
+        if int(ds.get("PixelRepresentation", 0) or 0):
+            lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        else:
+            lo, hi = 0, (1 << bits) - 1
+        low, high = min(low, lo), max(high, hi)
+    scaled_low = scaled_high = 0.0
+    for n, slot in enumerate(slots):
+        if slot.slope != int(slot.slope) or slot.intercept != int(slot.intercept):
+            return np.dtype(np.float32)
+        ends = (slot.slope * low + slot.intercept, slot.slope * high + slot.intercept)
+        if n == 0:
+            scaled_low, scaled_high = min(ends), max(ends)
+        scaled_low, scaled_high = min(scaled_low, *ends), max(scaled_high, *ends)
+    for dtype in (np.uint8, np.int16, np.uint16):
+        info = np.iinfo(dtype)
+        if info.min <= scaled_low and scaled_high <= info.max:
+            return np.dtype(dtype)
+    return np.dtype(np.float32)
+
+
 def fetch_order(n_slices: int, first: int) -> list[int]:
     """Slices nearest ``first`` first, alternating outwards (what the reader sees next)."""
     first = max(0, min(first, n_slices - 1))
@@ -214,13 +217,13 @@ def fetch_order(n_slices: int, first: int) -> list[int]:
 
 
 # -- header reading ------------------------------------------------------------------
-def _shape_key(ds: Dataset) -> tuple[int, int, bool]:
+def _shape_key(ds: Header) -> tuple[int, int, bool]:
     photometric = str(ds.get("PhotometricInterpretation", "")).upper()
     color = int(ds.get("SamplesPerPixel", 1) or 1) > 1 or photometric in COLOR_PHOTOMETRICS
     return int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0), color
 
 
-def frame_item(ds: Dataset, index: int, inner: str) -> Dataset | None:
+def frame_item(ds: Header, index: int, inner: str) -> Header | None:
     """Per-frame, else shared, functional group item (enhanced multi-frame objects)."""
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     if per_frame and index < len(per_frame) and inner in per_frame[index]:
@@ -235,7 +238,7 @@ def frame_item(ds: Dataset, index: int, inner: str) -> Dataset | None:
     return None
 
 
-def _position(ds: Dataset, index: int) -> tuple[float, float, float] | None:
+def _position(ds: Header, index: int) -> tuple[float, float, float] | None:
     item = frame_item(ds, index, "PlanePositionSequence")
     value = (item or ds).get("ImagePositionPatient")
     try:
@@ -246,7 +249,7 @@ def _position(ds: Dataset, index: int) -> tuple[float, float, float] | None:
         return None
 
 
-def _orientation(ds: Dataset) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+def _orientation(ds: Header) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
     item = frame_item(ds, 0, "PlaneOrientationSequence")
     value = (item or ds).get("ImageOrientationPatient")
     try:
@@ -261,7 +264,7 @@ def _orientation(ds: Dataset) -> tuple[tuple[float, ...], tuple[float, ...]] | N
     return tuple(row / np.linalg.norm(row)), tuple(col / np.linalg.norm(col))
 
 
-def _patient_orientation(ds: Dataset) -> tuple[str, str] | None:
+def _patient_orientation(ds: Header) -> tuple[str, str] | None:
     """Patient Orientation (0020,0020): the directions of the rows and of the columns."""
     value = ds.get("PatientOrientation")
     if value is None or isinstance(value, str) or len(value) != 2:
@@ -269,7 +272,7 @@ def _patient_orientation(ds: Dataset) -> tuple[str, str] | None:
     return str(value[0]), str(value[1])
 
 
-def _pixel_spacing(ds: Dataset) -> tuple[float, float]:
+def _pixel_spacing(ds: Header) -> tuple[float, float]:
     item = frame_item(ds, 0, "PixelMeasuresSequence")
     for source in (item, ds):
         if source is None:
@@ -284,7 +287,7 @@ def _pixel_spacing(ds: Dataset) -> tuple[float, float]:
     return 1.0, 1.0
 
 
-def rescale(ds: Dataset, index: int) -> tuple[float, float]:
+def rescale(ds: Header, index: int) -> tuple[float, float]:
     """Rescale Slope and Intercept of frame ``index`` (functional groups, else the header)."""
     item = frame_item(ds, index, "PixelValueTransformationSequence") or ds
     try:
@@ -295,7 +298,7 @@ def rescale(ds: Dataset, index: int) -> tuple[float, float]:
     return slope, intercept
 
 
-def invert_constant(ds: Dataset, slope: float, intercept: float) -> float:
+def invert_constant(ds: Header, slope: float, intercept: float) -> float:
     """K with display = K - value: the stored range mirrored, through the rescale."""
     bits = int(ds.get("BitsStored", 16) or 16)
     if int(ds.get("PixelRepresentation", 0) or 0):
@@ -305,7 +308,7 @@ def invert_constant(ds: Dataset, slope: float, intercept: float) -> float:
     return slope * (low + high) + 2 * intercept
 
 
-def _slice_spacing(positions: np.ndarray, normal: np.ndarray, ds: Dataset) -> float:
+def _slice_spacing(positions: np.ndarray, normal: np.ndarray, ds: Header) -> float:
     if len(positions) > 1:
         steps = np.diff(positions @ normal)
         steps = steps[np.abs(steps) > 1e-6]
@@ -332,7 +335,7 @@ def _first_number(value: object) -> float | None:
     return float(value)  # type: ignore[arg-type]
 
 
-def header_window(ds: Dataset) -> tuple[float, float] | None:
+def header_window(ds: Header) -> tuple[float, float] | None:
     """The first frame's VOI window (display values), or None when the header has none."""
     item = frame_item(ds, 0, "FrameVOILUTSequence") or ds
     try:

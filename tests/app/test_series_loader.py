@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,11 @@ import numpy as np
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, generate_frames
+from pydicom.pixels import pixel_array
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGLSLossless,
     RLELossless,
@@ -26,6 +29,7 @@ from pydicom.uid import (
 )
 
 from app.archive.client import DicomClientArchive, open_dicomweb, open_local
+from app.archive.multipart import MultipartError, boundary_of, iter_parts
 from app.archive.series_cache import MB, SeriesCache
 from app.archive.series_loader import SeriesLoader
 from app.archive.volume import (
@@ -34,8 +38,10 @@ from app.archive.volume import (
     VolumeLoadError,
     slice_index_for_sop,
 )
+from app.errors import ArchiveError
 from tests.app.test_volume import _base, make_ct_series
 from tests.support.orthanc import OrthancServer
+from tests.support.tcp_proxy import AFTER_RESPONSE, TcpProxy
 
 pytestmark = pytest.mark.orthanc
 
@@ -117,9 +123,13 @@ def test_compressed_series_load_pixel_identical(
         assert vol.transfer_syntaxes == {syntax}
 
 
-def test_first_slice_is_reported_before_the_series_completes(web: DicomClientArchive) -> None:
+@pytest.mark.parametrize("kind", ["orthanc", "local"])
+def test_first_slice_is_reported_before_the_series_completes(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    archive: DicomClientArchive = request.getfixturevalue("web" if kind == "orthanc" else "local")
     slices = _series(24)
-    web.store(slices)
+    archive.store(slices)
     seen: list[tuple[int, bool]] = []
     holder: list[ImageVolume] = []
     wanted = sorted(slices, key=lambda d: d.ImagePositionPatient[2])[5].SOPInstanceUID
@@ -128,7 +138,7 @@ def test_first_slice_is_reported_before_the_series_completes(web: DicomClientArc
         seen.append((z, holder[0].complete))
 
     vol = _load(
-        web,
+        archive,
         slices,
         max_requests=1,
         prefer=lambda v: slice_index_for_sop(v, wanted),
@@ -137,7 +147,10 @@ def test_first_slice_is_reported_before_the_series_completes(web: DicomClientArc
     )
     assert holder[0] is vol
     assert seen[0] == (5, False)  # the finding's slice first, long before the end
-    assert [z for z, _ in seen[1:3]] == [6, 4]  # then its neighbours
+    if kind == "local":  # one request per instance: its neighbours next
+        assert [z for z, _ in seen[1:3]] == [6, 4]
+    else:  # the rest in one stream, in the server's order
+        assert archive.can_stream
     assert sorted(z for z, _ in seen) == list(range(24))
     assert np.array_equal(vol.pixels, _expected(24))
 
@@ -243,3 +256,114 @@ def test_cache_is_bounded_in_mb(local: DicomClientArchive) -> None:
     gap = _load(local, one)
     gap.gaps[0] = "test gap"
     assert not cache.put(gap)  # a series with a gap may load whole next time
+
+
+# -- streaming: the multipart reader, native pixels from the bytes, integer volumes --------
+def _multipart(bodies: list[bytes], boundary: bytes, lengths: list[int | None]) -> bytes:
+    out = b"preamble to ignore\r\n"
+    for body, length in zip(bodies, lengths, strict=True):
+        out += b"--" + boundary + b"\r\nContent-Type: application/dicom\r\n"
+        if length is not None:
+            out += b"Content-Length: %d\r\n" % length
+        out += b"\r\n" + body + b"\r\n"
+    return out + b"--" + boundary + b"--\r\n"
+
+
+@pytest.mark.parametrize("with_readinto", [False, True])
+def test_multipart_reader_yields_each_part_whatever_the_chunking(with_readinto: bool) -> None:
+    rng = np.random.default_rng(5)
+    boundary = b"b0und4ry-x"
+    bodies = [rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in (70_000, 0, 5, 300_001)]
+    bodies[2] = b"--b0und4ry"  # the boundary without its CRLF is just data
+    # right, missing and wrong Content-Length: the delimiter is what counts
+    data = _multipart(bodies, boundary, [70_000, None, 5, 7])
+    stream = BytesIO(data)
+
+    def read(n: int) -> bytes:
+        return stream.read(int(rng.integers(1, min(n, 9000) + 1)))
+
+    def readinto(view: memoryview) -> int:
+        return stream.readinto(view[: int(rng.integers(1, 9000))])
+
+    parts = list(iter_parts(read, boundary, readinto if with_readinto else None))
+    assert [bytes(p) for p in parts] == bodies
+    with pytest.raises(MultipartError, match="ends inside"):
+        list(iter_parts(BytesIO(data[:100_000]).read, boundary))
+    assert boundary_of('multipart/related; type="application/dicom"; boundary="abc"') == b"abc"
+    with pytest.raises(MultipartError, match="not multipart"):
+        boundary_of("application/dicom")
+
+
+def _stored_words(n: int, seed: int) -> np.ndarray:
+    """Random 16-bit words, high bits set too: only Bits Stored of them are the value."""
+    return np.random.default_rng(seed).integers(0, 1 << 16, (n, SIZE, SIZE)).astype(np.uint16)
+
+
+@pytest.mark.parametrize(
+    ("bits", "signed", "photometric", "syntax", "slope", "dtype"),
+    [
+        (12, 1, "MONOCHROME2", ExplicitVRLittleEndian, 1, np.int16),
+        (12, 0, "MONOCHROME2", ExplicitVRLittleEndian, 1, np.int16),
+        (12, 0, "MONOCHROME1", ExplicitVRLittleEndian, 1, np.int16),
+        (12, 0, "MONOCHROME2", ImplicitVRLittleEndian, 1, np.int16),
+        (12, 0, "MONOCHROME2", ExplicitVRLittleEndian, 2, np.int16),
+        (16, 1, "MONOCHROME2", ExplicitVRLittleEndian, 1, np.float32),  # range over int16
+        (12, 0, "MONOCHROME2", ExplicitVRLittleEndian, 0.5, np.float32),  # fractional
+    ],
+)
+def test_native_frames_match_pydicom_in_the_smallest_exact_type(
+    web: DicomClientArchive,
+    bits: int,
+    signed: int,
+    photometric: str,
+    syntax: str,
+    slope: float,
+    dtype: type,
+) -> None:
+    slices = _series(3)
+    words = _stored_words(3, seed=bits + signed)
+    for ds, w in zip(sorted(slices, key=lambda d: d.ImagePositionPatient[2]), words, strict=True):
+        ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits - 1, signed
+        ds.PhotometricInterpretation = photometric
+        ds.RescaleSlope = slope
+        ds.PixelData = w.tobytes()
+        ds.file_meta.TransferSyntaxUID = syntax
+    web.store(slices)
+    vol = _load(web, slices)
+    assert not vol.gaps and vol.pixels.dtype == dtype
+    by_z = sorted(slices, key=lambda d: d.ImagePositionPatient[2])
+    expected = []
+    for ds in by_z:  # pydicom's reading of the same bytes, rescaled (and inverted) in float64
+        value = pixel_array(ds).astype(np.float64) * slope - 1024
+        if photometric == "MONOCHROME1":
+            low, high = (
+                (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+            )
+            value = slope * (low + high) + 2 * -1024 - value
+        expected.append(value)
+    assert np.array_equal(vol.pixels, np.array(expected))
+    assert vol.transfer_syntaxes == {syntax}
+
+
+def test_a_broken_stream_falls_back_to_one_request_per_instance(
+    empty_orthanc: OrthancServer,
+) -> None:
+    slices = _series(8)
+    with TcpProxy(empty_orthanc.http_port) as proxy:
+        web = open_dicomweb(f"{proxy.url}/dicom-web")
+        web.store(slices)
+        series_uid = slices[0].SeriesInstanceUID
+        # 1: metadata, 2: the preferred instance, 3: the whole series -> reset
+        cut = proxy.pause(AFTER_RESPONSE, method="GET", path_contains=series_uid, nth=3)
+        threading.Thread(target=lambda: cut.wait(30).response_body and cut.drop()).start()
+        vol = _load(web, slices)
+        assert np.array_equal(vol.pixels, _expected(8)) and not vol.gaps
+        targets = [e.target for e in proxy.exchanges if series_uid in e.target]
+    assert targets[2].endswith(series_uid) and "drop" in cut.exchange.fault  # type: ignore[union-attr]
+    assert sum("/instances/" in t for t in targets[3:]) == 7  # all but the preferred one
+
+
+def test_the_local_archive_cannot_stream(local: DicomClientArchive) -> None:
+    assert not local.can_stream
+    with pytest.raises(ArchiveError, match="cannot stream"):
+        next(local.stream_instance_files("1.2", "1.3"))
