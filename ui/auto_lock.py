@@ -102,7 +102,7 @@ class LockWindow(QWidget):
         super().__init__(None, Qt.WindowType.Window)
         self.setWindowTitle("AI Review Companion — locked")
         self.setObjectName("lockWindow")
-        title = QLabel("🔒 AI Review Companion is locked", self)
+        title = QLabel("AI Review Companion is locked", self)
         title.setStyleSheet("font-size: 18pt; font-weight: 600;")
         self.how = QLabel(how, self)
         self.how.setWordWrap(True)
