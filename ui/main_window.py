@@ -23,6 +23,7 @@ from app.errors import ArchiveError
 from app.review.services import ReviewServices
 from app.settings import Settings
 from app.worklist.service import Worklist, WorklistService
+from ui.actions import window_action
 from ui.async_ops import AsyncOps, ErrorBanner, OpFailed
 from ui.findings_panel import FindingsPanel
 from ui.outbox_view import OutboxIndicator
@@ -265,12 +266,7 @@ class MainWindow(QMainWindow):
 
     # -- window ------------------------------------------------------------------------
     def _add_action(self, text: str, shortcut: QKeySequence, slot: object) -> QAction:
-        action = QAction(text, self)
-        action.setShortcut(shortcut)
-        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        action.triggered.connect(slot)
-        self.addAction(action)
-        return action
+        return window_action(self, text, shortcut, slot)  # type: ignore[arg-type]
 
     def _escape(self) -> None:
         """Esc cancels a region edit in progress, else dismisses the message banner."""

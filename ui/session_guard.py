@@ -15,12 +15,13 @@ import time
 import webbrowser
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QKeySequence
 
 from app.audit import EventKind, Outcome
 from app.errors import CompanionError
 from app.settings import ConnectionProfile, Settings
+from ui.actions import window_action
 from ui.auto_lock import IdleWatcher, LockWindow, lock_event, password_matches, unlock_method
 from ui.sign_in import SignInDialog
 from ui.workstation import Workstation
@@ -57,11 +58,7 @@ class SessionGuard(QObject):
         self.sig_lost_sign_in.connect(self._on_lost_sign_in)
         workstation.window.sig_closed.connect(self._on_closed)
         for widget in (workstation.window, workstation.sidecar):
-            lock_now = QAction("Lock now", widget)
-            lock_now.setShortcut(QKeySequence("Ctrl+L"))
-            lock_now.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-            lock_now.triggered.connect(self.lock)
-            widget.addAction(lock_now)
+            window_action(widget, "Lock now", QKeySequence("Ctrl+L"), self.lock)
         if profile is not None and profile.auth == "oidc":
             from app.security.signin import tokens_for
 

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from app.domain import NON_IMAGING_MODALITIES, Urgency, Verdict, WorklistItem
 from ui import theme
+from ui.actions import window_action
 from ui.elided_label import ElidedLabel
 from ui.finding_card import VERDICT_TEXT
 
@@ -229,9 +230,4 @@ class SidecarWindow(QWidget):
         return button
 
     def _key(self, text: str, sequence: QKeySequence, slot: object) -> QAction:
-        action = QAction(text, self)
-        action.setShortcut(sequence)
-        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        action.triggered.connect(slot)
-        self.addAction(action)
-        return action
+        return window_action(self, text, sequence, slot)  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ import logging
 import queue
 
 from PySide6.QtCore import QObject, QTimer
-from PySide6.QtGui import QAction, QIcon
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QWidget
 
 from app.context.launch import (
@@ -26,6 +26,7 @@ from app.context.single_instance import HandOver
 from app.domain import Verdict
 from app.settings import Settings
 from app.worklist.alerts import CriticalAlerts
+from ui.actions import window_action
 from ui.finding_card import certainty_text, measurement_text
 from ui.main_window import MainWindow
 from ui.sidecar import SWITCH_KEY, FindingRow, SidecarWindow
@@ -61,11 +62,7 @@ class Workstation(QObject):
         window.sig_study_shown.connect(self._mark_read)
         window.findings_panel.sig_changed.connect(self._update_findings)
         window.sig_closed.connect(self._on_window_closed)
-        switch = QAction("Sidecar", window)
-        switch.setShortcut(SWITCH_KEY)
-        switch.triggered.connect(self.show_sidecar)
-        window.addAction(switch)
-        self.switch_action = switch
+        self.switch_action = window_action(window, "Sidecar", SWITCH_KEY, self.show_sidecar)
 
         self.sidecar.sig_full_window.connect(self.show_full)
         self.sidecar.sig_open_study.connect(self.open_study)

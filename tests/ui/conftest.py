@@ -28,6 +28,7 @@ from ui.app import window_size
 from ui.main_window import MainWindow
 from ui.theme import apply_theme
 from ui.workstation import Workstation
+from viewers.slice_viewer import SliceViewer
 
 
 @pytest.fixture()
@@ -86,3 +87,13 @@ def station(
     dispose(window)  # closing it hides the sidecar too
     dispose(sidecar)
 
+
+@pytest.fixture()
+def viewer(qtbot: QtBot) -> Iterator[SliceViewer]:
+    """A 400x400 slice viewer on screen (test modules may define their own)."""
+    widget = SliceViewer()
+    widget.resize(400, 400)
+    widget.show()
+    qtbot.waitExposed(widget)
+    yield widget
+    dispose(widget)

@@ -3,31 +3,17 @@ type, SCOORD3D regions on each slice they cross, SEG masks, labels and the reade
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
-from pytestqt.qtbot import QtBot
 
 from app.domain import Algorithm, Code, Finding, Measurement, Region, Segment, SegmentationResult
 from app.domain.models import Urgency
 from app.results.seg_source import SegmentLayer
-from tests.ui.qt_helpers import dispose
 from tests.ui.test_slice_viewer import make_volume
 from viewers.region_overlay import region_outlines
 from viewers.slice_viewer import SliceViewer
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture()
-def viewer(qtbot: QtBot) -> Iterator[SliceViewer]:
-    widget = SliceViewer()
-    widget.resize(400, 400)
-    widget.show()
-    qtbot.waitExposed(widget)
-    yield widget
-    dispose(widget)
 
 
 def coloured(rgb: np.ndarray) -> np.ndarray:

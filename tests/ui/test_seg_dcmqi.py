@@ -3,13 +3,11 @@ read through the app's DICOMweb archive and shown: right slices, right pixels, r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
-from pytestqt.qtbot import QtBot
 
 from app.archive.client import open_dicomweb
 from app.archive.volume import load_volume
@@ -17,20 +15,9 @@ from app.results.seg_source import segmentations_for_volume
 from tests.support.dcmqi import itkimage2segimage, segment_attributes
 from tests.support.orthanc import OrthancServer
 from tests.support.seg_data import ct_series
-from tests.ui.qt_helpers import dispose
 from viewers.slice_viewer import SliceViewer
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture()
-def viewer(qtbot: QtBot) -> Iterator[SliceViewer]:
-    widget = SliceViewer()
-    widget.resize(400, 400)
-    widget.show()
-    qtbot.waitExposed(widget)
-    yield widget
-    dispose(widget)
 
 
 @pytest.mark.parametrize("kind", ["binary", "labelmap"])
