@@ -179,3 +179,34 @@ def test_sign_in_dialog_through_the_real_provider(
     loop.until(lambda: not guard.locked, 30)
     # After a sign-in the worklist refreshes (what waited for the sign-in goes out too).
     loop.until(lambda: station.window.worklist is not None, 30)
+
+
+def test_a_lost_sign_in_asks_once(
+    station: Workstation, provider: oidc_provider.OidcProvider, qtbot: QtBot
+) -> None:
+    profile = ConnectionProfile(
+        name="pacs",
+        url="https://localhost:1/dicom-web",
+        auth="oidc",
+        oidc_issuer=provider.issuer,
+        oidc_client_id=oidc_provider.CLIENT_ID,
+        oidc_scopes="openid profile",
+    )
+    never = oidc_provider.Browser(password="not it")  # the reader has not signed in yet
+    guard = SessionGuard(station, Settings(), profile, open_browser=never.open)
+    from app.security.signin import tokens_for
+
+    hook = tokens_for(profile).on_sign_in_required
+    assert hook is not None
+    hook(profile)  # what the token state calls from a worker thread
+    hook(profile)  # a second request that found it gone: still one prompt
+    qtbot.waitUntil(lambda: guard._dialog is not None and guard._dialog.isVisible(), timeout=5000)
+    dialog = guard._dialog
+    assert "sign-in has ended" in window_text(dialog)
+    assert "sign-in has ended" in station.window.statusBar().currentMessage()
+    dialog.reject()
+    qtbot.waitUntil(lambda: guard._dialog is None, timeout=5000)
+
+
+def window_text(widget: QApplication | object) -> str:
+    return " ".join(label.text() for label in widget.findChildren(QLabel))  # type: ignore[attr-defined]
