@@ -82,7 +82,7 @@ def sample(xs: list, ys: list, rng: np.random.Generator, batch: int):
     return torch.stack(bx)[:, None], torch.stack(by)[:, None]
 
 
-def train(cases: int, iterations: int, seed: int, batch: int = 2, log_every: int = 25):
+def train(cases: int, iterations: int, seed: int, batch: int = 4, log_every: int = 100):
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(2)
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--cases", type=int, default=32)
-    parser.add_argument("--iterations", type=int, default=300)
+    parser.add_argument("--iterations", type=int, default=1200)
     parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args(argv)
     net, manifest = train(args.cases, args.iterations, args.seed)
