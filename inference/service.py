@@ -21,6 +21,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
+from multiprocessing import shared_memory
 from typing import Any
 
 import numpy as np
@@ -30,7 +32,7 @@ from app.archive.volume import ImageVolume
 from app.domain import Finding, Region
 from app.errors import CompanionError
 from inference.bundle import ModelManifest
-from inference.findings import Grid, Lesion, lesions_from_probabilities, upsample_mask
+from inference.findings import Grid, lesions_from_probabilities, upsample_mask
 from inference.registry import ModelEntry, ModelRegistry
 
 log = logging.getLogger(__name__)
@@ -59,8 +61,9 @@ class InferenceResult:
     model: ModelManifest
     findings: tuple[Finding, ...]
     outlines: dict[str, tuple[Region, ...]]  # per tracking UID: the outline on each slice
-    mask: np.ndarray  # (z, y, x) bool on the image grid (all findings)
-    lesion_masks: tuple[np.ndarray, ...]  # per finding, on the image grid
+    lesion_voxels: tuple[np.ndarray, ...]  # per finding: (n, 3) indices on the model grid
+    model_shape: tuple[int, int, int]  # the model grid
+    image_shape: tuple[int, int, int]  # the image volume
     sr_sop_uid: str  # the AI result SR the findings will live in (their source_sop_uid)
     study_uid: str
     series_uid: str
@@ -68,6 +71,25 @@ class InferenceResult:
     device: str
     messages: tuple[str, ...] = ()  # e.g. the out-of-memory fallbacks taken
     timings: dict[str, float] = field(default_factory=dict)
+
+    @cached_property
+    def lesion_masks(self) -> tuple[np.ndarray, ...]:
+        """Per finding, its voxels on the image grid ((z, y, x) bool; for the SEG).
+        Computed on first use: the overlay needs only the outlines."""
+        out = []
+        for idx in self.lesion_voxels:
+            one = np.zeros(self.model_shape, dtype=bool)
+            one[tuple(idx.T)] = True
+            out.append(upsample_mask(one, self.image_shape))
+        return tuple(out)
+
+    @cached_property
+    def mask(self) -> np.ndarray:
+        """All findings' voxels on the image grid."""
+        mask = np.zeros(self.image_shape, dtype=bool)
+        for m in self.lesion_masks:
+            mask |= m
+        return mask
 
 
 def check_fit(manifest: ModelManifest, volume: ImageVolume, body_part: str = "") -> None:
@@ -169,6 +191,7 @@ class InferenceService:
         self._worker: _Worker | None = None
         self._lock = threading.Lock()
         self._jobs = 0
+        self._buffer: shared_memory.SharedMemory | None = None
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self, cancel: threading.Event | None = None) -> None:
@@ -186,6 +209,21 @@ class InferenceService:
                     pass
                 self._worker.kill()
                 self._worker = None
+            self._free_buffer()
+
+    def _shared_buffer(self, nbytes: int) -> shared_memory.SharedMemory:
+        """Shared memory the volume is handed over in (no copy through a pipe); kept
+        between runs, replaced when a bigger volume comes."""
+        if self._buffer is None or self._buffer.size < nbytes:
+            self._free_buffer()
+            self._buffer = shared_memory.SharedMemory(create=True, size=max(1, nbytes))
+        return self._buffer
+
+    def _free_buffer(self) -> None:
+        if self._buffer is not None:
+            self._buffer.close()
+            self._buffer.unlink()
+            self._buffer = None
 
     @property
     def worker_pid(self) -> int | None:
@@ -232,10 +270,6 @@ class InferenceService:
         sr_uid = generate_uid()
         grid = Grid(volume.shape, volume.spacing, volume.sop_uids, _sop_classes(volume))
         lesions = lesions_from_probabilities(probs.astype(np.float32), manifest, grid, sr_uid)
-        masks = tuple(_lesion_mask(lesion, probs, volume) for lesion in lesions)
-        mask = np.zeros(volume.shape, dtype=bool)
-        for m in masks:
-            mask |= m
         done = time.perf_counter()
         timings = {k: float(v) for k, v in info.items() if k.endswith("_s")}
         timings["postprocess_s"] = done - post
@@ -247,8 +281,9 @@ class InferenceService:
             model=manifest,
             findings=tuple(lesion.finding for lesion in lesions),
             outlines={lesion.finding.tracking_uid: lesion.outlines for lesion in lesions},
-            mask=mask,
-            lesion_masks=masks,
+            lesion_voxels=tuple(lesion.indices for lesion in lesions),
+            model_shape=(int(probs.shape[0]), int(probs.shape[1]), int(probs.shape[2])),
+            image_shape=volume.shape,
             sr_sop_uid=sr_uid,
             study_uid=volume.study_uid,
             series_uid=volume.series_uid,
@@ -283,9 +318,13 @@ class InferenceService:
             "device": self.device,
             "threads": self.threads,
         }
+        buffer = self._shared_buffer(pixels.nbytes)
+        view: np.ndarray = np.ndarray(pixels.shape, dtype=np.float32, buffer=buffer.buf)
+        view[...] = pixels
+        del view
+        request["shared_memory"] = buffer.name
         try:
             worker.conn.send(("run", job, request))
-            worker.conn.send_bytes(pixels.data.cast("B"))
         except OSError as exc:
             self._drop_worker()
             raise InferenceError(f"the inference worker is gone: {exc}") from exc
@@ -330,10 +369,3 @@ def _sop_classes(volume: ImageVolume) -> tuple[str, ...]:
     if len(volume.sop_class_uids) == volume.shape[0]:
         return volume.sop_class_uids
     return tuple("1.2.840.10008.5.1.4.1.1.2" for _ in range(volume.shape[0]))  # CT Image
-
-
-def _lesion_mask(lesion: Lesion, probs: np.ndarray, volume: ImageVolume) -> np.ndarray:
-    """One finding's voxels on the image grid (its component, upsampled)."""
-    one = np.zeros(probs.shape, dtype=bool)
-    one[tuple(lesion.indices.T)] = True
-    return upsample_mask(one, volume.shape)

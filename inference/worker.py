@@ -4,7 +4,8 @@ Started by ``inference.service`` with multiprocessing's *spawn* context, so a mo
 that crashes, hangs or leaks cannot take the app down: the app kills the process
 and starts a new one. Messages over one ``Connection`` (tuples, first item the kind):
 
-    app -> worker   ("run", job_id, request: dict)  then the volume as raw bytes
+    app -> worker   ("run", job_id, request: dict)  the volume (float32) is in the shared
+                    memory block the request names
                     ("quit",)
     worker -> app   ("ready", info) once; ("progress", job_id, done, total, text)
                     ("done", job_id, probabilities: ndarray (z, y, x) float16, info)
@@ -22,6 +23,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from multiprocessing import shared_memory
 from typing import Any
 
 import numpy as np
@@ -120,19 +122,39 @@ class _Models:
 
 def _run_job(
     request: dict[str, Any],
-    data: bytearray,
     models: _Models,
     cancel: Any,
     report: Callable[[int, int, str], None],
+) -> tuple[np.ndarray, dict[str, Any]]:
+    started = time.perf_counter()
+    shape = tuple(int(v) for v in request["shape"])
+    # Attaching registers the block with the resource tracker the app shares (a set: the
+    # app's unlink unregisters it once for both); the app owns and unlinks it.
+    block = shared_memory.SharedMemory(name=str(request["shared_memory"]))
+    volume = np.ndarray(shape, dtype=np.float32, buffer=block.buf)
+    try:
+        return _run_on(volume, request, models, cancel, report, started)
+    finally:
+        del volume
+        try:
+            block.close()
+        except BufferError:  # a view still alive (an exception's traceback): freed with it
+            pass
+
+
+def _run_on(
+    volume: np.ndarray,
+    request: dict[str, Any],
+    models: _Models,
+    cancel: Any,
+    report: Callable[[int, int, str], None],
+    started: float,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     import torch
     import torch.nn.functional as F
 
     from inference.sliding_window import sliding_window
 
-    started = time.perf_counter()
-    shape = tuple(int(v) for v in request["shape"])
-    volume = np.frombuffer(data, dtype=np.float32).reshape(shape)
     low, high = (float(v) for v in request["window"])
     target = tuple(int(v) for v in request["target_shape"])
     pz, py, px = (int(v) for v in request["patch"])
@@ -156,8 +178,8 @@ def _run_job(
         model, warm = models.get(str(request["weights"]), dev, half)
         timings["load_s"] = 0.0 if warm else time.perf_counter() - t0
         with torch.inference_mode():
-            x = torch.from_numpy(volume).to(dev)
-            x = ((x.clamp(low, high) - low) / (high - low))[None, None]
+            x = torch.from_numpy(volume).to(dev).clamp(low, high)  # a copy: the app's stays
+            x = x.sub_(low).div_(high - low)[None, None]
             if tuple(x.shape[2:]) != target:
                 x = F.interpolate(x, size=target, mode="area")
             if half:
@@ -202,14 +224,12 @@ def worker_main(conn: Any, cancel: Any) -> None:
         if message[0] != "run":
             continue
         _, job_id, request = message
-        data = bytearray(int(np.prod(request["shape"])) * 4)
-        conn.recv_bytes_into(data)
 
         def report(done: int, total: int, text: str, job_id: int = job_id) -> None:
             conn.send(("progress", job_id, done, total, text))
 
         try:
-            probs, info = _run_job(request, data, models, cancel, report)
+            probs, info = _run_job(request, models, cancel, report)
         except JobCancelled:
             conn.send(("cancelled", job_id))
         except Exception as exc:  # noqa: BLE001 - every model failure goes back as a message
@@ -217,5 +237,3 @@ def worker_main(conn: Any, cancel: Any) -> None:
             conn.send(("error", job_id, kind, f"{type(exc).__name__}: {exc}"[:2000]))
         else:
             conn.send(("done", job_id, probs, info))
-        finally:
-            del data
