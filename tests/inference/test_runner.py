@@ -49,6 +49,7 @@ def test_demo_head_ct_end_to_end(
     seg_path = validators.write(objects.seg, tmp_path / "seg.dcm")
     assert validators.dciodvfy(sr_path) == []
     assert validators.dciodvfy(seg_path) == []
+    assert validators.pixelmed(sr_path) == []  # TID 1500 content, too
     back = read_ai_result(objects.sr)
     assert back.readable and back.template == "TID1500"
     assert [f.to_json() for f in back.findings] == [f.to_json() for f in result.findings]
