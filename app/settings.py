@@ -185,6 +185,14 @@ class Settings:
     reader_organization: str = ""
     reader_role: str = "Radiologist"
     fhircast: FhircastSettings = field(default_factory=FhircastSettings)
+    # Local inference (issue 5): the user's folder of MONAI bundles (empty: "models" in the
+    # data folder); "auto", "cuda", "mps" or "cpu"; whether AI results from local runs go to
+    # the archive (through the outbox) or stay in a local folder; auto-run rules (dicts read
+    # by ``inference.autorun.AutoRunRule.from_json``).
+    models_folder: str = ""
+    inference_device: str = "auto"
+    ai_results_to_archive: bool = False
+    autorun_rules: list[dict[str, Any]] = field(default_factory=list)
 
     def profile(self, name: str) -> ConnectionProfile:
         for p in self.profiles:

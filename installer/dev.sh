@@ -47,6 +47,11 @@ setup_venv() {
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip >&2
   "$VENV/bin/python" -m pip install -q -e ".$extras" >&2
+  if [ "$extras" = "[test]" ]; then
+    # Local inference tests need torch. Pinned: this version's CPU wheel is what CI and the
+    # dev machines have; an unpinned torch downloads a multi-GB CUDA build.
+    "$VENV/bin/python" -m pip install -q "torch==${TORCH_VERSION:-2.13.0}" >&2
+  fi
 }
 
 case "$action" in

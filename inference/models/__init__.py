@@ -1,0 +1,1 @@
+"""Built-in demo models: network definitions and the scripts that train them."""
