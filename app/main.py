@@ -8,6 +8,8 @@
     companion --self-test [--json]
     companion outbox status [--json] | flush [--demo | --server URL] | retry ID | discard ID
     companion audit verify | export [--from ISO] [--to ISO] [--output FILE]
+    companion infer STUDY_UID [--demo | --server URL] [--model NAME] [--store] [--json]
+    companion models [--json]
 
 Errors the user can act on (``CompanionError``) end the command with one line
 on stderr and a non-zero exit; nothing patient-identifying is printed to logs.
@@ -96,9 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from app.audit import cli as audit_cli
     from app.delivery import cli as outbox_cli
+    from inference import cli as inference_cli
 
     outbox_cli.add_parsers(sub)
     audit_cli.add_parsers(sub)
+    inference_cli.add_parsers(sub)
     return parser
 
 
@@ -144,6 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from app.audit import cli as audit_cli
 
             return audit_cli.run(args)
+        if args.command in ("infer", "models"):
+            from inference import cli as inference_cli
+
+            return inference_cli.run(args)
         return _gui(args)
     except CompanionError as exc:
         print(f"companion: error: {exc}", file=sys.stderr)

@@ -30,6 +30,7 @@ from app.settings import ConnectionProfile, Settings
 from app.worklist.service import WorklistService
 from ui.context_follow import ContextFollower, SubscriberFactory
 from ui.main_window import MainWindow
+from ui.run_ai import RunAi
 from ui.session_guard import SessionGuard
 from ui.theme import apply_theme
 from ui.workstation import Workstation
@@ -162,6 +163,7 @@ def run_gui(
         if follow is not None:
             workstation.follower = ContextFollower(workstation, follow)
         guard = SessionGuard(workstation, settings, profile)
+        workstation.run_ai = RunAi(window, settings)
         if sidecar:
             workstation.show_sidecar()
         else:

@@ -61,6 +61,7 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.archive = archive
         self.review_services = review
+        self._local_results: dict[str, dict[str, tuple[AIResult, Dataset]]] = {}
         self.service = worklist
         self.settings = settings
         self.mode_label = mode_label
@@ -235,13 +236,25 @@ class MainWindow(QMainWindow):
         self.findings_panel.clear(message)
         self.study_view.close_study(message)
 
+    def add_local_result(self, result: AIResult, sr: Dataset) -> None:
+        """An AI result made on this machine (local inference): shown with the archive's
+        the next time its study opens, and reviewable like them."""
+        self._local_results.setdefault(result.study_instance_uid, {})[
+            result.sop_instance_uid
+        ] = (result, sr)
+
     def _review_material(self, study_uid: str) -> tuple[list[AIResult], dict[str, Dataset]]:
         """Blocking: the study's current AI results, and the SR datasets of the editable
         ones (kept so that a submit works even when the archive is down by then)."""
         results = self.service.results_for(study_uid)
         datasets: dict[str, Dataset] = {}
+        stored = {r.sop_instance_uid for r in results}
+        for uid, (result, sr) in self._local_results.get(study_uid, {}).items():
+            if uid not in stored:  # once the archive has it, the archive's copy is shown
+                results.append(result)
+                datasets[uid] = sr
         for r in results:
-            if not r.editable or self.review_services is None:
+            if not r.editable or self.review_services is None or r.sop_instance_uid in datasets:
                 continue
             try:
                 datasets[r.sop_instance_uid] = self.archive.retrieve_instance(

@@ -105,6 +105,7 @@ class StudyView(QWidget):
         self.legend.set_toggle_tip(key("overlays").tip())
 
         bar = QHBoxLayout()
+        self.bar = bar  # others add their buttons (Run AI)
         bar.addWidget(self.title, 1)
         bar.addWidget(self.status)
         bar.addWidget(self.progress)

@@ -56,6 +56,7 @@ class Workstation(QObject):
         self.tray = CriticalTray(icon, sound=settings.alert_sound, menu_parent=window, parent=self)
         self._docked = False
         self.follower: QObject | None = None  # the FHIRcast follower, when one runs
+        self.run_ai: QObject | None = None  # local inference ("Run AI"), when wired
 
         window.sig_worklist_shown.connect(self._on_worklist)
         window.worklist_panel.sig_study_selected.connect(self._mark_read)

@@ -1,0 +1,190 @@
+"""Run a local AI model on the open study ("Run AI", Ctrl+I) and list the models (Ctrl+Shift+M).
+
+The model runs in the inference worker process (``inference.service``), reached from
+the window's background pool; progress shows in a dialog whose Cancel stops the run
+within a second. The result becomes the same objects a server would store (a TID 1500
+SR and a SEG): kept in a local folder or sent through the outbox, as the setting
+``ai_results_to_archive`` says, and shown at once as ordinary finding cards and
+overlays to confirm, reject or modify.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QHeaderView,
+    QProgressDialog,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.results.sr_reader import read_ai_result
+from app.settings import Settings
+from ui.actions import window_action
+from ui.async_ops import OpFailed
+from ui.main_window import MainWindow
+
+log = logging.getLogger(__name__)
+RUN_KEY = QKeySequence("Ctrl+I")
+MODELS_KEY = QKeySequence("Ctrl+Shift+M")
+
+
+class RunAi(QObject):
+    """The window's "Run AI" and "Models" actions; one inference worker for the app."""
+
+    def __init__(self, window: MainWindow, settings: Settings) -> None:
+        super().__init__(window)
+        from inference.registry import ModelRegistry
+
+        self.window = window
+        self.settings = settings
+        self.registry = ModelRegistry.from_settings(settings.models_folder)
+        self._service: Any = None  # InferenceService, started on first use
+        self.last_where = ""
+        self.button = QPushButton(f"Run AI ({RUN_KEY.toString()})", window.study_view)
+        self.button.setToolTip("Run a local AI model on this series (Ctrl+I); Ctrl+Shift+M lists them")
+        self.button.clicked.connect(self.start)
+        window.study_view.bar.addWidget(self.button)
+        window_action(window, "Run AI on this study", RUN_KEY, self.start)
+        window_action(window, "AI models", MODELS_KEY, self.show_models)
+        window.sig_closed.connect(self.close)
+
+    @property
+    def service(self) -> Any:
+        if self._service is None:
+            from inference.service import InferenceService
+
+            self._service = InferenceService(self.registry, device=self.settings.inference_device)
+        return self._service
+
+    def start(self) -> None:
+        self.window.ops.start(self.run())
+
+    async def run(self) -> bool:
+        """Run the default model for the shown series; True once its findings are shown."""
+        window = self.window
+        volume = window.study_view.volume
+        if volume is None or not window.study_view.study_uid:
+            window.statusBar().showMessage("Open a study with images first", 10_000)
+            return False
+        entry = self.registry.default_for(volume.modality)
+        if entry is None:
+            window.statusBar().showMessage(
+                f"No available model takes {volume.modality or 'this'} images "
+                f"(Ctrl+Shift+M lists the models)",
+                15_000,
+            )
+            return False
+        cancel = threading.Event()
+        dialog = QProgressDialog(f"Running {entry.name}…", "Cancel", 0, 0, window)
+        dialog.setWindowTitle("Run AI")
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.setMinimumDuration(0)
+        dialog.canceled.connect(cancel.set)
+        dialog.show()
+        self.dialog = dialog
+        study_uid, series_uid = volume.study_uid, volume.series_uid
+        settings, archive = self.settings, window.archive
+        services = window.review_services
+
+        def progress(done: int, total: int) -> None:
+            dialog.setMaximum(max(total, 1))
+            dialog.setValue(min(done, total))
+
+        def job(report: Any) -> tuple[Any, Any, str]:  # on a pool thread: no Qt here
+            from inference.outputs import (
+                build_objects,
+                evidence_headers,
+                keep_local,
+                local_results_dir,
+                store_via_outbox,
+            )
+
+            result = self.service.run(volume, entry, progress=report, cancel=cancel)
+            objects = build_objects(result, evidence_headers(archive, study_uid, series_uid))
+            if settings.ai_results_to_archive and services is not None:
+                store_via_outbox(objects, services.outbox, services.destination)
+                services.wake_senders()
+                where = "queued for the archive (outbox)"
+            else:
+                keep_local(objects, local_results_dir())
+                where = "kept on this computer"
+            return result, objects, where
+
+        try:
+            result, objects, where = await window.ops.run(
+                f"Running {entry.name}", job, on_progress=progress
+            )
+        except OpFailed:
+            return False
+        finally:
+            dialog.close()
+        for message in result.messages:
+            window.statusBar().showMessage(message, 15_000)
+        window.add_local_result(read_ai_result(objects.sr), objects.sr)
+        self.last_where = where
+        count = len(result.findings)
+        window.statusBar().showMessage(
+            f"{entry.name}: {count} finding(s), {where}", 20_000
+        )
+        if window.study_view.study_uid == study_uid:
+            return await window.open_study(study_uid)
+        return True
+
+    def show_models(self) -> None:
+        ModelsDialog(self.registry.refresh(), self.window).open()
+
+    def close(self) -> None:
+        if self._service is not None:
+            self._service.close()
+            self._service = None
+
+
+class ModelsDialog(QDialog):
+    """The local models: what each is for, what it takes, and why one is unavailable."""
+
+    COLUMNS = ("Model", "Version", "State", "Intended use", "Takes", "Source")
+
+    def __init__(self, entries: list[Any], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("AI models")
+        self.resize(900, 320)
+        self.table = QTableWidget(len(entries), len(self.COLUMNS), self)
+        self.table.setHorizontalHeaderLabels(self.COLUMNS)
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setWordWrap(True)
+        for row, entry in enumerate(entries):
+            info = entry.to_json()
+            takes = info.get("input_filter") or {}
+            cells = (
+                entry.name,
+                info.get("version") or "–",
+                "available" if entry.available else f"unavailable: {entry.reason}",
+                info.get("intended_use") or "–",
+                ", ".join(f"{k}: {v}" for k, v in takes.items() if v) or "–",
+                entry.source,
+            )
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(str(text))
+                item.setToolTip(str(text))
+                self.table.setItem(row, col, item)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        self.table.resizeRowsToContents()
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.table)
+        layout.addWidget(buttons)
