@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.errors import CompanionError
 from app.results.sr_reader import read_ai_result
 from app.settings import Settings
 from ui.actions import window_action
@@ -58,6 +59,9 @@ class RunAi(QObject):
         window_action(window, "Run AI on this study", RUN_KEY, self.start)
         window_action(window, "AI models", MODELS_KEY, self.show_models)
         window.sig_closed.connect(self.close)
+        self._auto_seen: set[str] = set()  # studies auto-run already looked at
+        self.auto_runs: list[tuple[str, int]] = []  # (study UID, findings) per auto-run
+        window.sig_worklist_shown.connect(self._on_worklist)
 
     @property
     def service(self) -> Any:
@@ -140,6 +144,79 @@ class RunAi(QObject):
         if window.study_view.study_uid == study_uid:
             return await window.open_study(study_uid)
         return True
+
+    # -- auto-run rules (setting autorun_rules) ----------------------------------------
+    def _on_worklist(self) -> None:
+        from inference.autorun import needs_autorun, rules_from_settings
+
+        worklist = self.window.worklist
+        if worklist is None or not self.settings.autorun_rules:
+            return
+        rules = rules_from_settings(self.settings.autorun_rules)
+        todo = [
+            i.study.study_uid
+            for i in worklist.items
+            if needs_autorun(i) and i.study.study_uid not in self._auto_seen
+        ]
+        self._auto_seen.update(todo)
+        if todo:
+            self.window.ops.start(self.auto_run(todo, rules))
+
+    async def auto_run(self, study_uids: list[str], rules: list[Any]) -> int:
+        """Run the rules' models on studies that arrived without AI results; how many ran."""
+        window = self.window
+        archive, settings, services = window.archive, self.settings, window.review_services
+        available = [e.name for e in self.registry.models() if e.available]
+
+        def job(_report: Any) -> list[tuple[Any, Any]]:  # a pool thread: no Qt here
+            from app.archive.volume import display_series, load_volume
+            from inference.autorun import plan_autorun
+            from inference.outputs import (
+                build_objects,
+                evidence_headers,
+                keep_local,
+                local_results_dir,
+                store_via_outbox,
+            )
+
+            done = []
+            for study_uid in study_uids:
+                try:
+                    series = display_series(archive, study_uid)
+                    plan = plan_autorun(rules, series, None, available)
+                except CompanionError as exc:
+                    log.warning("auto-run: the study's series could not be listed: %s", exc)
+                    continue
+                for run in plan:
+                    try:
+                        volume = load_volume(archive, run.study_uid, run.series_uid)
+                        result = self.service.run(volume, run.model)
+                        evidence = evidence_headers(archive, run.study_uid, run.series_uid)
+                        objects = build_objects(result, evidence)
+                        if settings.ai_results_to_archive and services is not None:
+                            store_via_outbox(objects, services.outbox, services.destination)
+                            services.wake_senders()
+                        else:
+                            keep_local(objects, local_results_dir())
+                    except CompanionError as exc:  # e.g. a series the model does not fit
+                        log.warning("auto-run of %s skipped a series: %s", run.model, exc)
+                        continue
+                    done.append((result, objects))
+            return done
+
+        try:
+            done = await window.ops.run("Running AI models on new studies", job)
+        except OpFailed:
+            return 0
+        for result, objects in done:
+            window.add_local_result(read_ai_result(objects.sr), objects.sr)
+            self.auto_runs.append((result.study_uid, len(result.findings)))
+        if done:
+            found = sum(len(r.findings) for r, _ in done)
+            window.statusBar().showMessage(
+                f"Auto-run: {len(done)} model run(s) on new studies, {found} finding(s)", 20_000
+            )
+        return len(done)
 
     def show_models(self) -> None:
         ModelsDialog(self.registry.refresh(), self.window).open()

@@ -75,3 +75,33 @@ def test_run_ai_shows_reviewable_findings_and_keeps_the_objects(
     texts = [dialog.table.item(r, 0).text() for r in range(dialog.table.rowCount())]
     assert "ich_demo_ct" in " ".join(texts) or "ICH" in " ".join(texts)
     dialog.close()
+
+
+def test_auto_run_rules_run_the_model_on_new_studies_without_ai(
+    tmp_path: Path, memory_keyring: object, qtbot: QtBot, loop: LoopDriver
+) -> None:
+    settings = Settings(autorun_rules=[{"model": "ich_demo_ct", "modality": "CT"}])
+    archive = ensure_demo_archive(tmp_path / "demo")
+    window = MainWindow(archive, WorklistService(archive, settings.weights), settings,
+                        mode_label="Offline demo")
+    run_ai = RunAi(window, settings)
+    try:
+        window.show()
+        qtbot.waitExposed(window)
+        built = loop.run(window.refresh())
+        assert built is not None
+        no_ai_ct = [i.study.study_uid for i in built.items
+                    if i.ai_status.value == "none" and "CT" in i.study.modalities]
+        assert no_ai_ct
+        loop.until(lambda: bool(run_ai.auto_runs), 300)
+        assert sorted(uid for uid, _n in run_ai.auto_runs) == sorted(no_ai_ct)
+        # The study now has the model's result ("ran, found N") beside the archive's.
+        study_uid = run_ai.auto_runs[0][0]
+        results, _srs = window._review_material(study_uid)
+        ours = [r for r in results if r.algorithm and r.algorithm.name == "ICH Demo (synthetic)"]
+        assert len(ours) == 1 and len(ours[0].findings) == run_ai.auto_runs[0][1]
+        # The next refresh does not run it again.
+        loop.run(window.refresh())
+        assert len(run_ai.auto_runs) == len(no_ai_ct)
+    finally:
+        dispose(window)
