@@ -113,7 +113,8 @@ def store_via_outbox(objects: ResultObjects, outbox: Any, destination: str) -> l
 
 
 def local_results_dir() -> Path:
-    """Where results kept local are written: ``ai-results`` in the app's data folder."""
-    from app.settings import data_dir
+    """Where results kept local are written: ``ai-results`` in the app's data folder
+    (read back by ``app.results.local_store``)."""
+    from app.results.local_store import local_results_dir as folder
 
-    return data_dir() / "ai-results"
+    return folder()

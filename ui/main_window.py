@@ -20,6 +20,7 @@ from app.archive.series_cache import SeriesCache
 from app.archive.series_loader import SeriesLoader
 from app.domain import AIResult, AIStatus, StudyRef
 from app.errors import ArchiveError
+from app.results.local_store import read_local_results
 from app.review.services import ReviewServices
 from app.settings import Settings
 from app.worklist.service import Worklist, WorklistService
@@ -249,7 +250,10 @@ class MainWindow(QMainWindow):
         results = self.service.results_for(study_uid)
         datasets: dict[str, Dataset] = {}
         stored = {r.sop_instance_uid for r in results}
-        for uid, (result, sr) in self._local_results.get(study_uid, {}).items():
+        local = self._local_results.setdefault(study_uid, {})
+        for result, sr in read_local_results(study_uid):  # kept here in an earlier session
+            local.setdefault(result.sop_instance_uid, (result, sr))
+        for uid, (result, sr) in local.items():
             if uid not in stored:  # once the archive has it, the archive's copy is shown
                 results.append(result)
                 datasets[uid] = sr

@@ -71,6 +71,15 @@ def test_run_ai_shows_reviewable_findings_and_keeps_the_objects(
     card = window.findings_panel.card(cards[0].finding.tracking_uid)
     assert card is not None and card.verdict is Verdict.CONFIRMED
 
+    # A later session (a new window) finds the kept result when the study opens.
+    fresh = MainWindow(window.archive, WorklistService(window.archive, SETTINGS.weights),
+                       SETTINGS, mode_label="Offline demo")
+    try:
+        results, _srs = fresh._review_material(head.study.study_uid)
+        assert any(r.algorithm and r.algorithm.name == "ICH Demo (synthetic)" for r in results)
+    finally:
+        dispose(fresh)
+
     dialog = ModelsDialog(run_ai.registry.models(), window)
     texts = [dialog.table.item(r, 0).text() for r in range(dialog.table.rowCount())]
     assert "ich_demo_ct" in " ".join(texts) or "ICH" in " ".join(texts)
