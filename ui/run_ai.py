@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QHeaderView,
+    QLabel,
     QProgressDialog,
     QPushButton,
     QTableWidget,
@@ -227,10 +228,26 @@ class RunAi(QObject):
             self._service = None
 
 
+def machine_text() -> str:
+    """What local inference would run on here (torch and GPU), for the Models dialog."""
+    from inference.devices import describe
+
+    device = describe()
+    if not device.torch_version:
+        why = f" ({device.problem})" if device.problem else ""
+        return f"torch is not installed{why}: models cannot run (the review flavor)"
+    if device.gpu_name:
+        return (
+            f"GPU {device.gpu_name}, {device.gpu_memory_gib:.0f} GiB "
+            f"(torch {device.torch_version})"
+        )
+    return f"CPU, no CUDA GPU (torch {device.torch_version})"
+
+
 class ModelsDialog(QDialog):
     """The local models: what each is for, what it takes, and why one is unavailable."""
 
-    COLUMNS = ("Model", "Version", "State", "Intended use", "Takes", "Source")
+    COLUMNS = ("Model", "Version", "State", "Intended use", "Takes", "Runs on", "Source")
 
     def __init__(self, entries: list[Any], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -250,6 +267,9 @@ class ModelsDialog(QDialog):
                 "available" if entry.available else f"unavailable: {entry.reason}",
                 info.get("intended_use") or "–",
                 ", ".join(f"{k}: {v}" for k, v in takes.items() if v) or "–",
+                "GPU only"
+                if info.get("requires_gpu")
+                else ("GPU (half precision) or CPU" if info.get("half_precision") else "GPU or CPU"),
                 entry.source,
             )
             for col, text in enumerate(cells):
@@ -262,6 +282,8 @@ class ModelsDialog(QDialog):
         self.table.resizeRowsToContents()
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         buttons.rejected.connect(self.reject)
+        self.machine = QLabel(f"This computer: {machine_text()}", self)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.machine)
         layout.addWidget(self.table)
         layout.addWidget(buttons)

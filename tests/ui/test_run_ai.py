@@ -83,6 +83,8 @@ def test_run_ai_shows_reviewable_findings_and_keeps_the_objects(
     dialog = ModelsDialog(run_ai.registry.models(), window)
     texts = [dialog.table.item(r, 0).text() for r in range(dialog.table.rowCount())]
     assert "ich_demo_ct" in " ".join(texts) or "ICH" in " ".join(texts)
+    assert "torch 2." in dialog.machine.text()  # what it runs on here: the CPU
+    assert dialog.table.item(0, 5).text() in ("GPU or CPU", "GPU (half precision) or CPU")
     dialog.close()
 
 
