@@ -228,6 +228,18 @@ class RunAi(QObject):
             self._service = None
 
 
+def takes_text(takes: dict[str, Any]) -> str:
+    """A model's input filter in words: "CT · HEAD, BRAIN · at least 16 slices"."""
+    parts = []
+    for key, value in takes.items():
+        if not value:
+            continue
+        if isinstance(value, list | tuple):
+            value = ", ".join(str(v) for v in value)
+        parts.append(f"at least {value} slices" if key == "min_slices" else str(value))
+    return " · ".join(parts) or "–"
+
+
 def machine_text() -> str:
     """What local inference would run on here (torch and GPU), for the Models dialog."""
     from inference.devices import describe
@@ -252,7 +264,7 @@ class ModelsDialog(QDialog):
     def __init__(self, entries: list[Any], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("AI models")
-        self.resize(900, 320)
+        self.resize(1100, 380)
         self.table = QTableWidget(len(entries), len(self.COLUMNS), self)
         self.table.setHorizontalHeaderLabels(self.COLUMNS)
         self.table.verticalHeader().hide()
@@ -266,7 +278,7 @@ class ModelsDialog(QDialog):
                 info.get("version") or "–",
                 "available" if entry.available else f"unavailable: {entry.reason}",
                 info.get("intended_use") or "–",
-                ", ".join(f"{k}: {v}" for k, v in takes.items() if v) or "–",
+                takes_text(takes),
                 "GPU only"
                 if info.get("requires_gpu")
                 else ("GPU (half precision) or CPU" if info.get("half_precision") else "GPU or CPU"),
@@ -278,7 +290,9 @@ class ModelsDialog(QDialog):
                 self.table.setItem(row, col, item)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)  # intended use
+        header.setSectionResizeMode(4, QHeaderView.ResizeMode.Interactive)
+        header.resizeSection(4, 200)
         self.table.resizeRowsToContents()
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         buttons.rejected.connect(self.reject)
