@@ -8,6 +8,7 @@ failed. Nothing here touches a token.
 
 from __future__ import annotations
 
+import logging
 import threading
 import webbrowser
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from app.settings import ConnectionProfile
 from ui import theme
 
 POLL_MS = 100
+log = logging.getLogger(__name__)
 
 
 class SignInDialog(QDialog):
@@ -108,6 +110,9 @@ class SignInDialog(QDialog):
             )
         except CompanionError as exc:
             outcome = exc
+        except Exception as exc:  # noqa: BLE001 - e.g. the audit log closed as a cancelled sign-in ended
+            log.warning("the sign-in ended with %s", type(exc).__name__)
+            outcome = CompanionError(f"the sign-in failed: {type(exc).__name__}")
         if not cancelled.is_set():
             self._outcome = outcome
             self._done.set()
