@@ -73,7 +73,16 @@ case "$action" in
     command -v npm >/dev/null || apt_install nodejs npm
     npm ci --prefix tests/support/oidc_node --no-audit --no-fund >&2
     # pytest-xvfb starts a virtual X server for the Qt/VTK tests.
-    exec "$VENV/bin/python" -m pytest "$@"
+    rc=0
+    "$VENV/bin/python" -m pytest "$@" || rc=$?
+    if [ "$rc" -ge 128 ]; then
+      # The interpreter was killed by a signal: an intermittent crash inside Qt/VTK under
+      # Xvfb that is not found yet (docs/reliability.md). Failed tests are never retried;
+      # only a run that died is run once more, in full, and must pass.
+      echo "pytest died from signal $((rc - 128)); running the whole suite once more" >&2
+      exec "$VENV/bin/python" -m pytest "$@"
+    fi
+    exit "$rc"
     ;;
   *)
     echo "usage: $0 {demo|test|setup} [args...]" >&2
