@@ -38,6 +38,7 @@ from ui import theme
 from ui.async_ops import AsyncOps, OpFailed
 from ui.elided_label import ElidedLabel
 from ui.review_keys import key
+from viewers.reformat import ACQUIRED
 from viewers.segment_legend import SegmentLegend
 from viewers.slice_viewer import SliceViewer
 
@@ -225,6 +226,7 @@ class StudyView(QWidget):
             why = "has no image region" if not finding.regions else "is not in this series"
             self._set_status(f"{finding.finding.meaning} {why}", warn=True)
             return False
+        self.viewer.set_plane(ACQUIRED)  # the regions are drawn on the acquired slices
         self.viewer.set_slice(index)
         centre = self.viewer.overlays.centre_of(tracking_uid)
         if centre is not None:
