@@ -190,3 +190,13 @@ def test_shift_drag_scrolls(viewer: SliceViewer, qtbot: QtBot) -> None:
     qtbot.mouseRelease(target, Qt.MouseButton.LeftButton, shift, QPoint(100, 140))
     assert viewer.slice_index == 15  # 40 px down: 10 slices on
     assert viewer.window_level == window  # not a window/level drag
+
+
+def test_plane_keys_do_not_clash_with_window_keys() -> None:
+    from PySide6.QtGui import QKeySequence
+
+    from ui.review_keys import KEYS
+
+    window = {QKeySequence(k).toString() for entry in KEYS for k in entry.keys}
+    planes = {QKeySequence(f"Shift+{c}").toString() for c in "ACS"}
+    assert planes.isdisjoint(window) and len(planes) == 3
