@@ -562,9 +562,9 @@ class SliceViewer(QWidget):
         if self._plane is None:
             return 100.0
         scale = self._renderer.GetActiveCamera().GetParallelScale()
-        _, dy = self._plane.spacing
+        dx, _ = self._plane.spacing  # column spacing: in a reformat, rows are slices apart
         screen_px_per_mm = max(self._vtk.height(), 1) / (2.0 * scale)
-        return 100.0 * screen_px_per_mm * dy
+        return 100.0 * screen_px_per_mm * dx
 
     def _relayout_text(self) -> None:
         self._text.layout(self._vtk.width(), self._vtk.height(), self._vtk.devicePixelRatioF())

@@ -116,6 +116,9 @@ def test_coronal_and_sagittal_put_the_block_where_it_is(viewer: SliceViewer, qtb
     assert plane is not None and plane.name == CORONAL and plane.count == 32
     assert viewer.window_level == (500.0, 100.0)  # W/L shared between planes
     assert _edges(viewer) == ["R", "L", "H", "F"]
+    # zoom: screen pixels per image column (1 mm), not per 2 mm row
+    ratio = viewer.gl_widget.devicePixelRatioF()
+    assert viewer._zoom_percent() == pytest.approx(100.0 / viewer.mm_per_device_pixel() / ratio)
     viewer.set_slice(11)  # y = 11 cuts the block
     x0, y0, x1, y1 = _bright_box(viewer)
     # block columns 20..25 -> x 19.5..25.5 mm; rows (head up) 19 - z: 14..17 -> y 27..35 mm
