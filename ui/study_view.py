@@ -14,7 +14,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QSize, Signal
+from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -41,6 +42,9 @@ from ui.review_keys import key
 from viewers.reformat import ACQUIRED
 from viewers.segment_legend import SegmentLegend
 from viewers.slice_viewer import SliceViewer
+from viewers.thumbnail import series_thumbnail
+
+THUMBNAIL = 32  # px, the series switcher's icons
 
 
 def finding_slice(volume: ImageVolume, finding: Finding) -> int | None:
@@ -93,6 +97,7 @@ class StudyView(QWidget):
         self.series_combo.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         )
+        self.series_combo.setIconSize(QSize(THUMBNAIL, THUMBNAIL))
         self.title = ElidedLabel("No study open", self)
         self.title.setObjectName("heading")
         self.status = ElidedLabel("", self, minimum=40)
@@ -342,6 +347,7 @@ class StudyView(QWidget):
         if self.viewer.volume is not volume:  # e.g. every slice came before the UI looked
             self._show_first(volume)
         self.viewer.refresh_slice(self.viewer.slice_index)
+        self._set_thumbnail(volume)
         if volume.problems:
             gaps = f"{len(volume.gaps)} image(s) not available" if volume.gaps else ""
             skipped = len(volume.problems) - len(volume.gaps)
@@ -368,6 +374,16 @@ class StudyView(QWidget):
             self._show_first(volume)
         else:
             self.viewer.refresh_slice(index)
+        self._set_thumbnail(volume)
+
+    def _set_thumbnail(self, volume: ImageVolume) -> None:
+        """Give the series' switcher item its middle slice's picture, once that is in."""
+        item = self.series_combo.findData(volume.series_uid)
+        if item < 0 or not self.series_combo.itemIcon(item).isNull():
+            return
+        picture = series_thumbnail(volume, THUMBNAIL)
+        if picture is not None:
+            self.series_combo.setItemIcon(item, QIcon(QPixmap.fromImage(picture)))
 
     def _show_first(self, volume: ImageVolume) -> None:
         wanted = [f for f in self._findings if f.tracking_uid == self._pending_finding]
