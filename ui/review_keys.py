@@ -1,7 +1,7 @@
 """The review keyboard: one table behind the window's actions, the tooltips and the sheet.
 
 Keys avoid the slice viewer's own (arrows, PageUp/Down, Home/End, 1–8 window
-presets, T text, R reset) so both work while the image has focus.
+presets, T text, R reset, Shift+A/C/S planes) so both work while the image has focus.
 """
 
 from __future__ import annotations
@@ -64,6 +64,8 @@ VIEWER_KEYS: tuple[tuple[str, str], ...] = (
     ("Up / Down, wheel", "Previous / next slice"),
     ("PageUp / PageDown, Home / End", "Jump through the series"),
     ("1–8", "Window presets"),
+    ("Shift+left drag", "Scroll through the slices"),
+    ("Shift+A / Shift+C / Shift+S", "Axial / coronal / sagittal plane (volumetric series)"),
     ("Left drag", "Window / level"),
     ("Right drag, Ctrl+wheel", "Zoom"),
     ("Middle drag", "Pan"),

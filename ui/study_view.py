@@ -14,7 +14,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QSize, Signal
+from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -38,8 +39,12 @@ from ui import theme
 from ui.async_ops import AsyncOps, OpFailed
 from ui.elided_label import ElidedLabel
 from ui.review_keys import key
+from viewers.reformat import ACQUIRED
 from viewers.segment_legend import SegmentLegend
 from viewers.slice_viewer import SliceViewer
+from viewers.thumbnail import series_thumbnail
+
+THUMBNAIL = 32  # px, the series switcher's icons
 
 
 def finding_slice(volume: ImageVolume, finding: Finding) -> int | None:
@@ -92,6 +97,7 @@ class StudyView(QWidget):
         self.series_combo.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         )
+        self.series_combo.setIconSize(QSize(THUMBNAIL, THUMBNAIL))
         self.title = ElidedLabel("No study open", self)
         self.title.setObjectName("heading")
         self.status = ElidedLabel("", self, minimum=40)
@@ -226,6 +232,7 @@ class StudyView(QWidget):
             why = "has no image region" if not finding.regions else "is not in this series"
             self._set_status(f"{finding.finding.meaning} {why}", warn=True)
             return False
+        self.viewer.set_plane(ACQUIRED)  # the regions are drawn on the acquired slices
         self.viewer.set_slice(index)
         centre = self.viewer.overlays.centre_of(tracking_uid)
         if centre is not None:
@@ -341,6 +348,7 @@ class StudyView(QWidget):
         if self.viewer.volume is not volume:  # e.g. every slice came before the UI looked
             self._show_first(volume)
         self.viewer.refresh_slice(self.viewer.slice_index)
+        self._set_thumbnail(volume)
         if volume.problems:
             gaps = f"{len(volume.gaps)} image(s) not available" if volume.gaps else ""
             skipped = len(volume.problems) - len(volume.gaps)
@@ -367,6 +375,16 @@ class StudyView(QWidget):
             self._show_first(volume)
         else:
             self.viewer.refresh_slice(index)
+        self._set_thumbnail(volume)
+
+    def _set_thumbnail(self, volume: ImageVolume) -> None:
+        """Give the series' switcher item its middle slice's picture, once that is in."""
+        item = self.series_combo.findData(volume.series_uid)
+        if item < 0 or not self.series_combo.itemIcon(item).isNull():
+            return
+        picture = series_thumbnail(volume, THUMBNAIL)
+        if picture is not None:
+            self.series_combo.setItemIcon(item, QIcon(QPixmap.fromImage(picture)))
 
     def _show_first(self, volume: ImageVolume) -> None:
         wanted = [f for f in self._findings if f.tracking_uid == self._pending_finding]

@@ -34,6 +34,7 @@ from vtkmodules.vtkCommonCore import vtkCommand
 
 from app.archive.volume import ImageVolume, slice_index_for_region
 from app.domain import Region
+from viewers.reformat import ACQUIRED
 from viewers.region_geometry import (
     drawn_region,
     is_closed,
@@ -136,6 +137,7 @@ class RegionEditor(QObject):
 
     def edit(self, tracking_uid: str, region: Region) -> bool:
         """Start moving/resizing ``region`` on its slice; False if it is not in the volume."""
+        self._viewer.set_plane(ACQUIRED)  # regions are edited on the acquired slices
         volume = self._viewer.volume
         index = (
             slice_index_for_region(volume, region)
@@ -157,6 +159,7 @@ class RegionEditor(QObject):
         False when there is nothing to draw on (no volume, or a slice with neither a SOP
         Instance UID nor a frame of reference).
         """
+        self._viewer.set_plane(ACQUIRED)
         volume = self._viewer.volume
         if volume is None:
             return False

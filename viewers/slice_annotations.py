@@ -16,6 +16,9 @@ from vtkmodules.vtkRenderingAnnotation import vtkCornerAnnotation
 from vtkmodules.vtkRenderingCore import vtkRenderer, vtkTextActor
 
 from app.archive.volume import ImageVolume
+from viewers.reformat import Plane
+
+REFORMAT_NOTE = "AI regions are shown in the acquired plane"
 
 TEXT_COLOUR = (0.92, 0.92, 0.86)
 _PATIENT_AXES = (("L", "R"), ("P", "A"), ("H", "F"))  # + and - direction of x, y, z
@@ -35,8 +38,11 @@ def opposite_label(letters: str) -> str:
     return "".join(_OPPOSITE.get(c, c) for c in letters)
 
 
-def edge_labels(volume: ImageVolume) -> list[str]:
+def edge_labels(volume: ImageVolume, plane: Plane | None = None) -> list[str]:
     """Letters for the left, right, top and bottom edges of the displayed slice."""
+    if plane is not None and plane.reformatted:
+        right, down = plane.directions()
+        return [orientation_label(d) for d in (-right, right, -down, down)]
     if volume.has_geometry:
         row, col = np.asarray(volume.row_cosines), np.asarray(volume.col_cosines)
         return [orientation_label(d) for d in (-row, row, -col, col)]
@@ -63,6 +69,8 @@ class SliceAnnotations:
         self.message.GetTextProperty().SetJustificationToCentered()
         self.message.GetTextProperty().SetVerticalJustificationToCentered()
         self.scale_fonts(1.0)
+        self._zoom = ""
+        self._readout = ""
 
     @property
     def visible(self) -> bool:
@@ -90,25 +98,49 @@ class SliceAnnotations:
         self.message.SetInput(text)
         self.message.SetVisibility(True)
 
-    def show_volume(self, volume: ImageVolume) -> None:
+    def show_volume(self, volume: ImageVolume, plane: Plane | None = None) -> None:
         self.message.SetVisibility(False)
-        for actor, label in zip(self.edges, edge_labels(volume), strict=True):
+        self._readout = ""
+        for actor, label in zip(self.edges, edge_labels(volume, plane), strict=True):
             actor.SetInput(label)
 
     def update(
         self, volume: ImageVolume, index: int, window: tuple[float, float], preset: str,
-        zoom_percent: float,
+        zoom_percent: float, plane: Plane | None = None,
     ) -> None:
-        z, rows, cols = volume.shape
+        plane = plane or Plane(volume)
+        z = plane.count
+        cols, rows = plane.size
         center, width = window
-        self.corners.SetText(2, f"{volume.description or 'Series'}\n{volume.modality}  {cols}×{rows}")
+        top_left = f"{volume.description or 'Series'}\n{volume.modality}  {cols}×{rows}"
+        if plane.reformatted:
+            top_left += f"\n{plane.name.capitalize()} reformat\n{REFORMAT_NOTE}"
+        self.corners.SetText(2, top_left)
         self.corners.SetText(3, f"W {width:.0f}  L {center:.0f}" + (f"\n{preset}" if preset else ""))
         if volume.has_geometry:
-            position = volume.slice_distance(index)
-            self.corners.SetText(0, f"Slice {index + 1}/{z}\nPos {position:.1f} mm")
+            word = plane.name.capitalize() if plane.reformatted else "Slice"
+            position = plane.position(index)
+            self.corners.SetText(0, f"{word} {index + 1}/{z}\nPos {position:.1f} mm")
         else:
             self.corners.SetText(0, f"Image {index + 1}/{z}")
-        self.corners.SetText(1, f"Zoom {zoom_percent:.0f}%")
+        self._zoom = f"Zoom {zoom_percent:.0f}%"
+        self._set_bottom_right()
+
+    @property
+    def readout(self) -> str:
+        """The value under the cursor now shown ("" when the cursor is off the image)."""
+        return self._readout
+
+    def set_readout(self, text: str) -> bool:
+        """Show ``text`` (the value under the cursor) above the zoom; True if it changed."""
+        if text == self._readout:
+            return False
+        self._readout = text
+        self._set_bottom_right()
+        return True
+
+    def _set_bottom_right(self) -> None:
+        self.corners.SetText(1, f"{self._readout}\n{self._zoom}" if self._readout else self._zoom)
 
     def layout(self, width: int, height: int, ratio: float) -> None:
         """Place the edge letters and the message for a view of ``width`` x ``height`` (logical)."""

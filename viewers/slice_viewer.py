@@ -40,6 +40,8 @@ from vtkmodules.vtkRenderingCore import (
 from app.archive.volume import ImageVolume
 from app.domain import Finding, Region
 from viewers.overlay_layers import OverlayLayers
+from viewers.pixel_readout import pixel_readout
+from viewers.reformat import AXIAL, CORONAL, SAGITTAL, Plane
 from viewers.region_editor import RegionEditor
 from viewers.slice_annotations import SliceAnnotations
 
@@ -54,6 +56,9 @@ PRESETS: tuple[tuple[str, float, float], ...] = (
     ("Abdomen", 60.0, 400.0),
     ("Liver", 60.0, 160.0),
 )
+PLANE_KEYS = {Qt.Key.Key_A: AXIAL, Qt.Key.Key_C: CORONAL, Qt.Key.Key_S: SAGITTAL}  # with Shift
+
+
 class SliceViewer(QWidget):
     """Shows one slice of a volume; scroll, window/level, zoom, pan, finding outlines."""
 
@@ -95,6 +100,7 @@ class SliceViewer(QWidget):
         self._text = SliceAnnotations(self._renderer)
 
         self._volume: ImageVolume | None = None
+        self._plane: Plane | None = None  # what is scrolled through: acquired or reformatted
         self._slice_data: np.ndarray | None = None  # keeps the vtk array's memory alive
         self._index = 0
         self._center = 40.0
@@ -105,6 +111,7 @@ class SliceViewer(QWidget):
         self._hidden: tuple[str | None, Region] | None = None  # drawn by the editor instead
         self._drag_button: Qt.MouseButton | None = None
         self._drag_last = QPoint()
+        self._drag_scroll = 0.0  # Shift+left drag: pixels dragged not yet turned into slices
         self._initialized = False
         self._fitted = True  # refit on resize until the reader zooms or pans
         self.editor = RegionEditor(self)
@@ -134,6 +141,11 @@ class SliceViewer(QWidget):
         return self._vtk
 
     @property
+    def plane(self) -> Plane | None:
+        """The plane on screen (``plane.reformatted``: coronal or sagittal of an axial series)."""
+        return self._plane
+
+    @property
     def window_level(self) -> tuple[float, float]:
         """(centre, width) now shown."""
         return self._center, self._width
@@ -141,30 +153,44 @@ class SliceViewer(QWidget):
     def show_volume(self, volume: ImageVolume, slice_index: int | None = None) -> None:
         """Show ``volume`` at ``slice_index`` (default: the middle slice) with its default window."""
         self.editor.cancel()
-        self._volume = volume
+        self._volume, self._plane = volume, Plane(volume)
         self._regions, self._owners, self._highlight = [], None, None
         self.overlays.masks.clear()  # segments belong to a series: the caller sets new ones
         self._center, self._width = volume.window_center, max(volume.window_width, 1.0)
-        z, _, _ = volume.shape
+        self._show_plane(volume.shape[0] // 2 if slice_index is None else slice_index)
+
+    def set_plane(self, name: str) -> bool:
+        """Show plane ``name`` (ACQUIRED, AXIAL, CORONAL, SAGITTAL) from its middle image, W/L
+        kept; False (nothing changes) when the volume cannot show it (yet)."""
+        plane = Plane.named(self._volume, name) if self._volume is not None else None
+        if plane is None or self.editor.active:
+            return False
+        if plane != self._plane:
+            self._plane = plane
+            self._show_plane(plane.count // 2)
+        return True
+
+    def _show_plane(self, index: int) -> None:
+        assert self._volume is not None and self._plane is not None
         self._index = -1
         self._slice_actor.SetVisibility(True)
-        self._text.show_volume(volume)
+        self._text.show_volume(self._volume, self._plane)
         self._relayout_text()
         self._apply_window(emit=True)
         with self.batched():
-            self.set_slice(z // 2 if slice_index is None else slice_index)
+            self.set_slice(index)
             self.reset_view()
 
     def set_slice(self, index: int) -> None:
-        if self._volume is None:
+        if self._volume is None or self._plane is None:
             return
-        index = max(0, min(int(index), self._volume.shape[0] - 1))
+        index = max(0, min(int(index), self._plane.count - 1))
         if index == self._index:
             return
         self._index = index
-        self._slice_data = self._volume.pixels[index]
-        _, rows, cols = self._volume.shape
-        _, dy, dx = self._volume.spacing
+        self._slice_data = self._plane.image(index)
+        cols, rows = self._plane.size
+        dx, dy = self._plane.spacing
         self._image.SetDimensions(cols, rows, 1)
         self._image.SetSpacing(dx, dy, 1.0)
         self._image.SetOrigin(0.0, 0.0, 0.0)
@@ -181,7 +207,7 @@ class SliceViewer(QWidget):
     def refresh_slice(self, index: int) -> None:
         """Slice ``index`` of the volume on screen has filled in (or become a gap):
         redraw it if it is the one shown. Called as a streaming load progresses."""
-        if self._volume is None or index != self._index:
+        if self._volume is None or index != self._index or self._reformatted:
             return
         self._image.Modified()
         self._update_slice_state()
@@ -190,7 +216,7 @@ class SliceViewer(QWidget):
     def _update_slice_state(self) -> None:
         """A slice still loading, or a gap, shows a note in place of its pixels."""
         vol = self._volume
-        if vol is None or self._index < 0:
+        if vol is None or self._index < 0 or self._reformatted:
             return
         loaded = vol.is_loaded(self._index)
         self._slice_actor.SetVisibility(loaded)
@@ -240,7 +266,7 @@ class SliceViewer(QWidget):
     def clear(self, message: str) -> None:
         """Show no image, only ``message`` in the middle."""
         self.editor.cancel()
-        self._volume = None
+        self._volume, self._plane = None, None
         self._slice_data = None
         self._index = -1
         self._slice_actor.SetVisibility(False)
@@ -250,10 +276,10 @@ class SliceViewer(QWidget):
 
     def reset_view(self) -> None:
         """Fit the whole slice in the view, centred."""
-        if self._volume is None:
+        if self._plane is None:
             return
-        _, rows, cols = self._volume.shape
-        _, dy, dx = self._volume.spacing
+        cols, rows = self._plane.size
+        dx, dy = self._plane.spacing
         w, h = (cols - 1) * dx, (rows - 1) * dy
         cx, cy = w / 2.0, h / 2.0
         camera = self._renderer.GetActiveCamera()
@@ -327,8 +353,9 @@ class SliceViewer(QWidget):
             kind = event.type()
             if kind == QEvent.Type.KeyPress:
                 return self._handle_key(event)  # type: ignore[arg-type]
-            if kind == QEvent.Type.ShortcutOverride and self.editor.wants_key(
-                event.key()  # type: ignore[attr-defined]
+            if kind == QEvent.Type.ShortcutOverride and (
+                self.editor.wants_key(event.key())  # type: ignore[attr-defined]
+                or self._is_plane_key(event)  # type: ignore[arg-type]
             ):
                 event.accept()  # Esc/Enter reach the editor before any window shortcut
                 return True
@@ -347,6 +374,8 @@ class SliceViewer(QWidget):
             if kind == QEvent.Type.MouseButtonRelease:
                 self.mouseReleaseEvent(event)  # type: ignore[arg-type]
                 return True
+            if kind == QEvent.Type.Leave and self._text.set_readout(""):
+                self._render()
             if kind == QEvent.Type.Resize:
                 self._relayout_text()
                 if self._fitted:
@@ -373,16 +402,24 @@ class SliceViewer(QWidget):
             return
         self._drag_button = event.button()
         self._drag_last = event.position().toPoint()
+        shift = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+        self._drag_scroll = 0.0 if shift and event.button() == Qt.MouseButton.LeftButton else -1.0
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         if self.editor.handle_move(event):
             return
         if self._drag_button is None or self._volume is None:
+            self._update_readout(event)
             return
         pos = event.position().toPoint()
         dx, dy = pos.x() - self._drag_last.x(), pos.y() - self._drag_last.y()
         self._drag_last = pos
-        if self._drag_button == Qt.MouseButton.LeftButton:
+        if self._drag_scroll >= 0.0:  # Shift+left drag: one slice per 4 pixels, down = next
+            self._drag_scroll += dy / 4.0
+            steps = int(self._drag_scroll)
+            self._drag_scroll -= steps
+            self.set_slice(self._index + steps)
+        elif self._drag_button == Qt.MouseButton.LeftButton:
             scale = max(self._width, 10.0) / 300.0
             self.set_window(self._center + dy * scale, self._width + dx * scale)
         elif self._drag_button == Qt.MouseButton.RightButton:
@@ -414,9 +451,12 @@ class SliceViewer(QWidget):
         key = event.key()
         if self.editor.handle_key(event):
             return True
-        if self._volume is None:
+        if self._volume is None or self._plane is None:
             return False
-        n = self._volume.shape[0]
+        if self._is_plane_key(event):
+            self.set_plane(PLANE_KEYS[Qt.Key(key)])
+            return True
+        n = self._plane.count
         page = max(1, n // 10)
         moves = {
             Qt.Key.Key_Down: self._index + 1,
@@ -443,6 +483,26 @@ class SliceViewer(QWidget):
             self.reset_view()
             return True
         return False
+
+    @property
+    def _reformatted(self) -> bool:
+        return self._plane is not None and self._plane.reformatted
+
+    @staticmethod
+    def _is_plane_key(event: QKeyEvent) -> bool:
+        mods = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+        return mods == Qt.KeyboardModifier.ShiftModifier and event.key() in PLANE_KEYS
+
+    def _update_readout(self, event: QMouseEvent) -> None:
+        """The value under the cursor in the corner text (mouse moves with no button)."""
+        text = ""
+        if self._plane is not None and self._index >= 0:
+            ratio = self._vtk.devicePixelRatioF()
+            pos = event.position()
+            wx, wy = self.widget_to_world(pos.x() * ratio, pos.y() * ratio)
+            text = pixel_readout(self._plane, self._index, wx, wy)
+        if self._text.set_readout(text):
+            self._render()
 
     def _zoom(self, factor: float) -> None:
         camera = self._renderer.GetActiveCamera()
@@ -472,8 +532,8 @@ class SliceViewer(QWidget):
             self.sig_window_changed.emit(self._center, self._width)
 
     def _update_regions(self) -> None:
-        if self._volume is None or self._index < 0:
-            self.overlays.clear()
+        if self._volume is None or self._index < 0 or self._reformatted:
+            self.overlays.clear()  # regions and masks belong to the acquired slices
             return
         regions, owners = self._regions, self._owners
         if self._hidden is not None:
@@ -496,15 +556,15 @@ class SliceViewer(QWidget):
             return
         window = (self._center, self._width)
         preset = next((name for name, c, w in PRESETS if (c, w) == window), "")
-        self._text.update(vol, self._index, window, preset, self._zoom_percent())
+        self._text.update(vol, self._index, window, preset, self._zoom_percent(), self._plane)
 
     def _zoom_percent(self) -> float:
-        if self._volume is None:
+        if self._plane is None:
             return 100.0
         scale = self._renderer.GetActiveCamera().GetParallelScale()
-        _, dy, _ = self._volume.spacing
+        dx, _ = self._plane.spacing  # column spacing: in a reformat, rows are slices apart
         screen_px_per_mm = max(self._vtk.height(), 1) / (2.0 * scale)
-        return 100.0 * screen_px_per_mm * dy
+        return 100.0 * screen_px_per_mm * dx
 
     def _relayout_text(self) -> None:
         self._text.layout(self._vtk.width(), self._vtk.height(), self._vtk.devicePixelRatioF())

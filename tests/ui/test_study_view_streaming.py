@@ -59,6 +59,11 @@ def test_first_image_is_shown_before_the_series_finishes(
             h, w, _ = rgb.shape
             assert rgb[h // 2, w // 2].min() > 200  # the square is on screen, white
             assert rgb[h // 2, 5].max() < 30  # air at the window's low end, black
+            # the switcher's thumbnail is the middle slice, made from what is already here
+            icon = view.series_combo.itemIcon(view.series_combo.findData(series_uid))
+            thumb = icon.pixmap(32, 32).toImage()
+            assert thumb.pixelColor(16, 16).lightness() > 200
+            assert thumb.pixelColor(2, 16).lightness() < 30
 
             held.resume()
             assert loop.run(opened, timeout=30) is True
