@@ -89,9 +89,10 @@ def read_pyramid(archive: ImageArchive, study_uid: str, series_uid: str) -> Slid
 def level_from_json(item: dict[str, Any]) -> SlideLevel | None:
     """A level from one instance's DICOM JSON metadata; None for labels, overviews,
     thumbnails and anything that is not a tiled whole-slide image."""
-    ds = Dataset.from_json(item, bulk_data_uri_handler=lambda *_: b"")
-    if str(ds.get("SOPClassUID", "")) != VL_WSI:
+    sop_class = (item.get("00080016") or {}).get("Value") or [""]
+    if sop_class[0] != VL_WSI:
         return None
+    ds = Dataset.from_json(item, bulk_data_uri_handler=lambda *_: b"")
     image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
     if len(image_type) > 2 and image_type[2] != "VOLUME":
         return None
