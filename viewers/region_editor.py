@@ -54,14 +54,10 @@ GRAB_PX = 7  # how near (logical pixels) a press must be to grab a handle
 MAX_VERTEX_HANDLES = 16
 _BOX_HANDLES = ((-1, -1), (1, -1), (1, 1), (-1, 1), (0, -1), (1, 0), (0, 1), (-1, 0))
 _CURSORS = {
-    (-1, -1): Qt.CursorShape.SizeFDiagCursor,
-    (1, 1): Qt.CursorShape.SizeFDiagCursor,
-    (1, -1): Qt.CursorShape.SizeBDiagCursor,
-    (-1, 1): Qt.CursorShape.SizeBDiagCursor,
-    (0, -1): Qt.CursorShape.SizeVerCursor,
-    (0, 1): Qt.CursorShape.SizeVerCursor,
-    (1, 0): Qt.CursorShape.SizeHorCursor,
-    (-1, 0): Qt.CursorShape.SizeHorCursor,
+    (-1, -1): Qt.CursorShape.SizeFDiagCursor, (1, 1): Qt.CursorShape.SizeFDiagCursor,
+    (1, -1): Qt.CursorShape.SizeBDiagCursor, (-1, 1): Qt.CursorShape.SizeBDiagCursor,
+    (0, -1): Qt.CursorShape.SizeVerCursor, (0, 1): Qt.CursorShape.SizeVerCursor,
+    (1, 0): Qt.CursorShape.SizeHorCursor, (-1, 0): Qt.CursorShape.SizeHorCursor,
 }
 _HINTS = {  # one short line at the bottom edge: the mode and how to leave it
     "edit": "EDIT REGION  ·  Enter keeps  ·  Esc cancels",
@@ -143,8 +139,7 @@ class RegionEditor(QObject):
         volume = self._viewer.volume
         index = (
             slice_index_for_region(volume, region)
-            if volume is not None and region.coordinates
-            else None
+            if volume is not None and region.coordinates else None
         )
         if volume is None or index is None:
             return False
@@ -294,9 +289,8 @@ class RegionEditor(QObject):
     # -- internals ---------------------------------------------------------------------
     def _set_mode(self, mode: EditorMode) -> None:
         self._mode = mode
-        self._set_cursor(
-            Qt.CursorShape.CrossCursor if mode in (EditorMode.DRAW, EditorMode.REDRAW) else None
-        )
+        self._set_cursor(Qt.CursorShape.CrossCursor if mode in (
+            EditorMode.DRAW, EditorMode.REDRAW) else None)
         self.sig_mode_changed.emit(mode.value)
         self._viewer.render()
 
@@ -316,10 +310,7 @@ class RegionEditor(QObject):
         index = edit.slice_index if edit else self._viewer.slice_index
         like = edit.region if edit else None
         region = drawn_region(
-            volume,
-            index,
-            points,
-            like=like,
+            volume, index, points, like=like,
             sop_class_uid=None if like else self._sop_class_uid(volume, index),
         )
         self._finish()
@@ -377,11 +368,8 @@ class RegionEditor(QObject):
             return []
         boxes = [c for _, c in self._box_handles()]
         apart = 2 * GRAB_PX * self._ratio() * self._mm_per_px()
-        return [
-            i
-            for i in range(count)
-            if all(np.linalg.norm(self._points[i] - c) > apart for c in boxes)
-        ]
+        return [i for i in range(count)
+                if all(np.linalg.norm(self._points[i] - c) > apart for c in boxes)]
 
     def _box_handles(self) -> list[tuple[int, np.ndarray]]:
         kind = self._kind()
@@ -485,15 +473,15 @@ class RegionEditor(QObject):
             corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
             box_lines.append(Outline(corners, True, False))
             fills += [Handle(c, HANDLE_PX * px, False) for _, c in self._box_handles()]
-            fills += [Handle(self._points[i], VERTEX_PX * px, True) for i in self._vertex_indices()]
+            fills += [Handle(self._points[i], VERTEX_PX * px, True)
+                      for i in self._vertex_indices()]
         else:
             path = list(self._stroke) if self._stroke and not self._clicks else list(self._clicks)
             if self._clicks and self._hover is not None and self._press is None:
                 path.append(self._hover)
             shapes = [Outline(np.array(path), False, False)] if len(path) > 1 else []
-            fills += [
-                Handle(c, (HANDLE_PX if n else 1.3 * HANDLE_PX) * px, bool(n))
-                for n, c in enumerate(self._clicks)
-            ]  # the first is the one to close on
+            fills += [Handle(c, (HANDLE_PX if n else 1.3 * HANDLE_PX) * px, bool(n))
+                      for n, c in enumerate(self._clicks)]  # the first is the one to close on
         hint = _HINTS["edit" if self._mode == EditorMode.EDIT else "draw"]
         self._overlay.show(shapes, box_lines, fills, hint, self._ratio())
+

@@ -44,8 +44,7 @@ def moved_region(
         for p, (dc, dr) in zip(region.coordinates, shift, strict=True):
             coords.append((float(p[0] + dc), float(p[1] + dr)) + tuple(p[2:]))
     return Region(
-        region.graphic_type,
-        tuple(coords),
+        region.graphic_type, tuple(coords),
         referenced_sop_uid=region.referenced_sop_uid,
         referenced_sop_class_uid=region.referenced_sop_class_uid,
         referenced_frame=region.referenced_frame,
@@ -75,38 +74,28 @@ def drawn_region(
         coords = [(float(c), float(r)) for c, r in pixels]
         if like is not None:
             sop, cls, frame = (
-                like.referenced_sop_uid,
-                like.referenced_sop_class_uid,
-                like.referenced_frame,
+                like.referenced_sop_uid, like.referenced_sop_class_uid, like.referenced_frame
             )
         else:
-            sop, cls, frame = (
-                volume.sop_uids[slice_index],
-                sop_class_uid,
-                volume.frames[slice_index],
-            )
+            sop, cls, frame = volume.sop_uids[slice_index], sop_class_uid, volume.frames[slice_index]
         return Region(
-            "POLYLINE",
-            (*coords, coords[0]),
-            referenced_sop_uid=sop,
-            referenced_sop_class_uid=cls,
-            referenced_frame=frame,
+            "POLYLINE", (*coords, coords[0]), referenced_sop_uid=sop,
+            referenced_sop_class_uid=cls, referenced_frame=frame,
         )
     uid = like.frame_of_reference_uid if like is not None else volume.frame_of_reference_uid
     if not uid:
         return None
     origin, normal = np.asarray(volume.origin), volume.normal
     plane = origin + normal * float(np.dot(volume.positions[slice_index] - origin, normal))
-    xyz = plane + np.outer(pts[:, 0], volume.row_cosines) + np.outer(pts[:, 1], volume.col_cosines)
+    xyz = (plane + np.outer(pts[:, 0], volume.row_cosines)
+           + np.outer(pts[:, 1], volume.col_cosines))
     coords3 = [tuple(float(v) for v in np.round(p, 3)) for p in xyz]
     return Region("POLYGON", (*coords3, coords3[0]), frame_of_reference_uid=uid)
 
 
 def is_closed(kind: str, points: np.ndarray) -> bool:
-    return (
-        kind in ("POLYLINE", "POLYGON")
-        and len(points) > 2
-        and bool(np.allclose(points[0], points[-1]))
+    return kind in ("POLYLINE", "POLYGON") and len(points) > 2 and bool(
+        np.allclose(points[0], points[-1])
     )
 
 
@@ -128,12 +117,8 @@ def shape_box(kind: str, points: np.ndarray) -> np.ndarray:
 
 
 def scaled_to_handle(
-    kind: str,
-    points: np.ndarray,
-    box: np.ndarray,
-    handle: tuple[int, int],
-    delta: np.ndarray,
-    min_size: float,
+    kind: str, points: np.ndarray, box: np.ndarray, handle: tuple[int, int],
+    delta: np.ndarray, min_size: float,
 ) -> np.ndarray:
     """The shape after dragging box handle ``handle`` by ``delta``: scaled against the
     opposite side (a circle about its centre), never flipped or smaller than ``min_size``."""

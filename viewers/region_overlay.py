@@ -75,10 +75,10 @@ def region_outlines(
                 world = (piece.pixels - 0.5) * scale
                 if piece.marker:
                     shapes = [
-                        s
-                        for p in world
-                        for s in [(c, False) for c in _cross(p, marker)]
-                        + [(_circle(p, marker), True)]
+                        s for p in world
+                        for s in [(c, False) for c in _cross(p, marker)] + [
+                            (_circle(p, marker), True)
+                        ]
                     ]
                 else:
                     shapes = [(world, piece.closed)]
@@ -212,12 +212,8 @@ class EditOverlay:
             renderer.AddViewProp(actor)
 
     def show(
-        self,
-        shapes: Sequence[Outline],
-        box: Sequence[Outline],
-        handles: Sequence[Handle],
-        hint: str,
-        ratio: float,
+        self, shapes: Sequence[Outline], box: Sequence[Outline], handles: Sequence[Handle],
+        hint: str, ratio: float,
     ) -> None:
         """Draw these (``ratio``: device pixels per logical pixel, for the text size)."""
         self._shape.GetMapper().SetInputData(outline_polydata(shapes, z=-0.6))

@@ -96,21 +96,13 @@ class SliceAnnotations:
             actor.SetInput(label)
 
     def update(
-        self,
-        volume: ImageVolume,
-        index: int,
-        window: tuple[float, float],
-        preset: str,
+        self, volume: ImageVolume, index: int, window: tuple[float, float], preset: str,
         zoom_percent: float,
     ) -> None:
         z, rows, cols = volume.shape
         center, width = window
-        self.corners.SetText(
-            2, f"{volume.description or 'Series'}\n{volume.modality}  {cols}×{rows}"
-        )
-        self.corners.SetText(
-            3, f"W {width:.0f}  L {center:.0f}" + (f"\n{preset}" if preset else "")
-        )
+        self.corners.SetText(2, f"{volume.description or 'Series'}\n{volume.modality}  {cols}×{rows}")
+        self.corners.SetText(3, f"W {width:.0f}  L {center:.0f}" + (f"\n{preset}" if preset else ""))
         if volume.has_geometry:
             position = volume.slice_distance(index)
             self.corners.SetText(0, f"Slice {index + 1}/{z}\nPos {position:.1f} mm")

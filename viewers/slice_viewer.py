@@ -54,8 +54,6 @@ PRESETS: tuple[tuple[str, float, float], ...] = (
     ("Abdomen", 60.0, 400.0),
     ("Liver", 60.0, 160.0),
 )
-
-
 class SliceViewer(QWidget):
     """Shows one slice of a volume; scroll, window/level, zoom, pan, finding outlines."""
 
@@ -170,9 +168,7 @@ class SliceViewer(QWidget):
         self._image.SetDimensions(cols, rows, 1)
         self._image.SetSpacing(dx, dy, 1.0)
         self._image.SetOrigin(0.0, 0.0, 0.0)
-        flat = (
-            self._slice_data.reshape(-1, 3) if self._volume.is_color else self._slice_data.ravel()
-        )
+        flat = self._slice_data.reshape(-1, 3) if self._volume.is_color else self._slice_data.ravel()
         scalars = numpy_to_vtk(flat, deep=False)
         self._image.GetPointData().SetScalars(scalars)
         self._image.Modified()
@@ -483,8 +479,7 @@ class SliceViewer(QWidget):
         if self._hidden is not None:
             owner, hidden = self._hidden
             keep = [
-                n
-                for n, r in enumerate(regions)
+                n for n, r in enumerate(regions)
                 if not (r == hidden and (owners is None or owners[n] == owner))
             ]
             regions = [regions[n] for n in keep]
