@@ -231,7 +231,8 @@ def _findings(args: argparse.Namespace) -> int:
             for f in r.findings:
                 cert = f"{f.certainty:.2f}" if f.certainty is not None else "-"
                 site = f.site.meaning if f.site else "-"
-                print(f"  [{f.urgency.label}] {f.finding.meaning} · {site} · certainty {cert}")
+                extra = "".join(f" · {m.concept.meaning} {m.value:g}" for m in f.measurements)
+                print(f"  [{f.urgency.label}] {f.finding.meaning} · {site} · certainty {cert}{extra}")
     for r in results:
         if not r.readable:
             print(

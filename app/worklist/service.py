@@ -35,6 +35,7 @@ from app.domain import (
 )
 from app.domain.review import AssessmentRecord
 from app.errors import ArchiveError, ArchiveHTTPError, ResultParseError
+from app.results.ann_reader import is_bulk_annotations, read_bulk_annotations
 from app.results.assessment_reader import is_assessment_sr, read_assessment
 from app.results.sr_reader import SR_SOP_CLASSES, read_ai_result
 from app.settings import WorklistWeights
@@ -209,6 +210,8 @@ class WorklistService:
             for r in self.archive.search_instances(study_uid=study_uid, modality="SR")
             if _is_sr(r)
         ]
+        # slide studies: Microscopy Bulk Simple Annotations (modality ANN) are AI results too
+        refs += self.archive.search_instances(study_uid=study_uid, modality="ANN")
         fetched = self._fetch(refs, None)
         errors = [f.error for f in fetched if f.error]
         if errors and not any(f.parsed for f in fetched):
@@ -283,7 +286,21 @@ class WorklistService:
         except ArchiveError as exc:
             return _Fetched(ref, None, f"AI result {ref.sop_uid} not retrieved: {exc}")
         parsed: Parsed
-        if is_assessment_sr(ds):
+        if is_bulk_annotations(ds):
+            try:
+                parsed = read_bulk_annotations(ds).result
+            except ResultParseError as exc:
+                parsed = AIResult(
+                    ref.sop_uid,
+                    ref.series_uid,
+                    ref.study_uid,
+                    "ANN",
+                    None,
+                    (),
+                    readable=False,
+                    problem=str(exc),
+                )
+        elif is_assessment_sr(ds):
             try:
                 parsed = read_assessment(ds)
             except ResultParseError as exc:

@@ -1,0 +1,143 @@
+"""The pyramid of a whole-slide series, read from its WADO-RS metadata (Qt-free).
+
+Each VL Whole Slide Microscopy instance of ImageType VOLUME is one level; levels are
+ordered base (finest) first. A level maps a tile (column, row) to its frame number:
+TILED_FULL frames go row by row, left to right (one focal plane, one optical
+path); TILED_SPARSE frames say where they are in the per-frame Plane Position
+(Slide) Sequence, and a tile no frame covers is missing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+from app.archive.protocol import ImageArchive
+from app.errors import ArchiveError
+
+VL_WSI = "1.2.840.10008.5.1.4.1.1.77.1.6"
+
+
+@dataclass(frozen=True)
+class SlideLevel:
+    """One pyramid level: an instance whose frames are tiles of its total pixel matrix."""
+
+    sop_uid: str
+    width: int  # Total Pixel Matrix Columns
+    height: int  # Total Pixel Matrix Rows
+    tile_width: int  # Columns
+    tile_height: int  # Rows
+    frames: int
+    spacing_mm: tuple[float, float]  # (row spacing, column spacing)
+    transfer_syntax: str = ""
+    sparse: dict[tuple[int, int], int] | None = field(default=None, compare=False)
+
+    @property
+    def tiles_across(self) -> int:
+        return math.ceil(self.width / self.tile_width)
+
+    @property
+    def tiles_down(self) -> int:
+        return math.ceil(self.height / self.tile_height)
+
+    def frame_number(self, col: int, row: int) -> int | None:
+        """The 1-based frame holding tile (col, row), or None when there is none."""
+        if not (0 <= col < self.tiles_across and 0 <= row < self.tiles_down):
+            return None
+        if self.sparse is not None:
+            return self.sparse.get((col, row))
+        number = row * self.tiles_across + col + 1
+        return number if number <= self.frames else None
+
+
+@dataclass(frozen=True)
+class SlidePyramid:
+    study_uid: str
+    series_uid: str
+    levels: tuple[SlideLevel, ...]  # base first
+
+    @property
+    def base(self) -> SlideLevel:
+        return self.levels[0]
+
+    def downsample(self, index: int) -> float:
+        """How many base pixels one pixel of level ``index`` spans (along columns)."""
+        return self.base.width / self.levels[index].width
+
+    def level_for(self, base_px_per_screen_px: float) -> int:
+        """The coarsest level still at least as fine as the screen needs."""
+        best = 0
+        for i in range(len(self.levels)):
+            if self.downsample(i) <= base_px_per_screen_px * 1.0001:
+                best = i
+        return best
+
+
+def read_pyramid(archive: ImageArchive, study_uid: str, series_uid: str) -> SlidePyramid:
+    """The series' pyramid; raises ``ArchiveError`` when it holds no whole-slide levels."""
+    metadata = archive.retrieve_series_metadata(study_uid, series_uid)
+    levels = [lvl for item in metadata if (lvl := level_from_json(item)) is not None]
+    if not levels:
+        raise ArchiveError(f"series {series_uid} has no whole-slide image levels")
+    levels.sort(key=lambda lvl: -lvl.width * lvl.height)
+    return SlidePyramid(study_uid, series_uid, tuple(levels))
+
+
+def level_from_json(item: dict[str, Any]) -> SlideLevel | None:
+    """A level from one instance's DICOM JSON metadata; None for labels, overviews,
+    thumbnails and anything that is not a tiled whole-slide image."""
+    sop_class = (item.get("00080016") or {}).get("Value") or [""]
+    if sop_class[0] != VL_WSI:
+        return None
+    ds = Dataset.from_json(item, bulk_data_uri_handler=lambda *_: b"")
+    image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
+    if len(image_type) > 2 and image_type[2] != "VOLUME":
+        return None
+    try:
+        width, height = int(ds.TotalPixelMatrixColumns), int(ds.TotalPixelMatrixRows)
+        tile_w, tile_h = int(ds.Columns), int(ds.Rows)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    spacing = _spacing(ds)
+    sparse = None
+    if str(ds.get("DimensionOrganizationType", "")).upper() == "TILED_SPARSE":
+        sparse = _sparse_map(ds, tile_w, tile_h)
+    return SlideLevel(
+        sop_uid=str(ds.SOPInstanceUID),
+        width=width,
+        height=height,
+        tile_width=tile_w,
+        tile_height=tile_h,
+        frames=frames,
+        spacing_mm=spacing,
+        transfer_syntax=str(item.get("00020010", {}).get("Value", [""])[0]),
+        sparse=sparse,
+    )
+
+
+def _spacing(ds: Dataset) -> tuple[float, float]:
+    for seq in ("SharedFunctionalGroupsSequence",):
+        for group in ds.get(seq) or []:
+            for measures in group.get("PixelMeasuresSequence") or []:
+                ps = measures.get("PixelSpacing")
+                if ps and len(ps) == 2:
+                    return float(ps[0]), float(ps[1])
+    width = float(ds.get("ImagedVolumeWidth", 0) or 0)
+    if width > 0:
+        s = width / int(ds.TotalPixelMatrixColumns)
+        return s, s
+    return 0.0, 0.0
+
+
+def _sparse_map(ds: Dataset, tile_w: int, tile_h: int) -> dict[tuple[int, int], int]:
+    out: dict[tuple[int, int], int] = {}
+    for number, frame in enumerate(ds.get("PerFrameFunctionalGroupsSequence") or [], start=1):
+        for pos in frame.get("PlanePositionSlideSequence") or []:
+            col = int(pos.ColumnPositionInTotalImagePixelMatrix) - 1
+            row = int(pos.RowPositionInTotalImagePixelMatrix) - 1
+            out.setdefault((col // tile_w, row // tile_h), number)
+    return out

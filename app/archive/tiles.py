@@ -1,0 +1,240 @@
+"""Whole-slide tiles from an archive: batched WADO-RS frames, decoded in a pool, cached (Qt-free).
+
+``TileSource.request`` never blocks and never raises into the caller: it groups the
+tiles not yet cached by level into requests of several frames each (Orthanc's
+DICOMweb plugin parses the whole instance for every frames request, DESIGN.md §5),
+fetches them on a small pool, decodes each frame on another pool, keeps the result
+in an LRU cache bounded in bytes, and calls ``on_tile(key, rgb or None)`` on a worker
+thread. None means blank: a tile outside the slide, one no frame covers
+(TILED_SPARSE), or one that failed to arrive or decode (logged, retried on a later
+request). The view adapts this to its own thread.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from app.archive.protocol import ImageArchive
+from app.archive.slide_pyramid import SlideLevel, SlidePyramid
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, order=True)
+class TileKey:
+    level: int
+    col: int
+    row: int
+
+
+OnTile = Callable[[TileKey, "np.ndarray | None"], None]
+
+
+class TileCache:
+    """RGB tiles by key, least recently used dropped first once over ``max_bytes``."""
+
+    def __init__(self, max_bytes: int) -> None:
+        if max_bytes <= 0:
+            raise ValueError(f"max_bytes must be > 0, got {max_bytes!r}")
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[TileKey, np.ndarray] = OrderedDict()
+        self._bytes = 0
+        self.peak_bytes = 0
+        self._lock = threading.Lock()
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: TileKey) -> np.ndarray | None:
+        with self._lock:
+            tile = self._items.get(key)
+            if tile is not None:
+                self._items.move_to_end(key)
+            return tile
+
+    def put(self, key: TileKey, tile: np.ndarray) -> None:
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old.nbytes
+            self._items[key] = tile
+            self._bytes += tile.nbytes
+            while self._bytes > self.max_bytes and len(self._items) > 1:
+                _, dropped = self._items.popitem(last=False)
+                self._bytes -= dropped.nbytes
+            self.peak_bytes = max(self.peak_bytes, self._bytes)
+
+
+def decode_tile(data: bytes, level: SlideLevel) -> np.ndarray:
+    """One frame's bytes as an RGB uint8 array (tile_height x tile_width x 3).
+
+    JPEG and JPEG 2000 code streams go through Pillow (YCbCr is converted to RGB);
+    anything else must be native interleaved 8-bit samples.
+    """
+    h, w = level.tile_height, level.tile_width
+    head = bytes(data[:4])
+    if head[:2] == b"\xff\xd8" or head[:4] in (b"\xff\x4f\xff\x51", b"\x00\x00\x00\x0c"):
+        with Image.open(io.BytesIO(data)) as img:
+            rgb = np.asarray(img.convert("RGB"))
+    else:
+        n = len(data)
+        if n >= h * w * 3:
+            rgb = np.frombuffer(data, np.uint8, h * w * 3).reshape(h, w, 3)
+        elif n >= h * w:
+            grey = np.frombuffer(data, np.uint8, h * w).reshape(h, w)
+            rgb = np.repeat(grey[..., None], 3, axis=2)
+        else:
+            raise ValueError(f"frame of {n} bytes is neither JPEG nor {w}x{h} native pixels")
+    if rgb.shape[:2] != (h, w):
+        raise ValueError(f"frame is {rgb.shape[1]}x{rgb.shape[0]}, the level's tiles are {w}x{h}")
+    return rgb
+
+
+class TileSource:
+    """Tiles of one slide pyramid, fetched several frames per request and cached."""
+
+    def __init__(
+        self,
+        archive: ImageArchive,
+        pyramid: SlidePyramid,
+        *,
+        cache_mb: float = 256.0,
+        batch: int = 16,
+        fetch_workers: int = 4,
+        decode_workers: int = 2,
+    ) -> None:
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch!r}")
+        self.archive = archive
+        self.pyramid = pyramid
+        self.cache = TileCache(int(cache_mb * 1024 * 1024))
+        self.batch = batch
+        self._fetch = ThreadPoolExecutor(fetch_workers, thread_name_prefix="tile-fetch")
+        self._decode = ThreadPoolExecutor(decode_workers, thread_name_prefix="tile-decode")
+        self._lock = threading.Lock()
+        self._in_flight: set[TileKey] = set()
+        self._generation = 0
+        self.requests_made = 0
+        self.frames_fetched = 0
+
+    def cached(self, key: TileKey) -> np.ndarray | None:
+        return self.cache.get(key)
+
+    def cancel_pending(self) -> None:
+        """Requests queued but not yet sent are dropped (the view moved on)."""
+        with self._lock:
+            self._generation += 1
+
+    def request(self, keys: Iterable[TileKey], on_tile: OnTile) -> int:
+        """Fetch the tiles not cached or in flight; returns how many were queued."""
+        wanted: dict[int, list[tuple[TileKey, int]]] = {}
+        with self._lock:
+            generation = self._generation
+            for key in keys:
+                if key in self._in_flight or self.cache.get(key) is not None:
+                    continue
+                if not 0 <= key.level < len(self.pyramid.levels):
+                    on_tile(key, None)
+                    continue
+                number = self.pyramid.levels[key.level].frame_number(key.col, key.row)
+                if number is None:
+                    on_tile(key, None)
+                    continue
+                self._in_flight.add(key)
+                wanted.setdefault(key.level, []).append((key, number))
+        queued = 0
+        for level, items in wanted.items():
+            for i in range(0, len(items), self.batch):
+                chunk = items[i : i + self.batch]
+                queued += len(chunk)
+                self._fetch.submit(self._fetch_batch, level, chunk, on_tile, generation)
+        return queued
+
+    def fetch(
+        self, keys: Sequence[TileKey], timeout: float = 60.0
+    ) -> dict[TileKey, np.ndarray | None]:
+        """Blocking: the tiles, fetched as ``request`` would (for tests and benchmarks)."""
+        out: dict[TileKey, np.ndarray | None] = {}
+        done = threading.Event()
+        want = set(keys)
+        lock = threading.Lock()
+
+        def got(key: TileKey, tile: np.ndarray | None) -> None:
+            with lock:
+                out[key] = tile
+                if want <= out.keys():
+                    done.set()
+
+        for key in want:
+            tile = self.cache.get(key)
+            if tile is not None:
+                got(key, tile)
+        if not want <= out.keys():
+            self.request([k for k in keys if k not in out], got)
+            done.wait(timeout)
+        return {k: out.get(k) for k in keys}
+
+    def close(self) -> None:
+        self.cancel_pending()
+        self._fetch.shutdown(wait=False, cancel_futures=True)
+        self._decode.shutdown(wait=False, cancel_futures=True)
+
+    def _fetch_batch(
+        self, level: int, chunk: list[tuple[TileKey, int]], on_tile: OnTile, generation: int
+    ) -> None:
+        if generation != self._generation:
+            self._forget([k for k, _ in chunk])
+            return
+        lvl = self.pyramid.levels[level]
+        try:
+            frames = self.archive.retrieve_frames(
+                self.pyramid.study_uid, self.pyramid.series_uid, lvl.sop_uid, [n for _, n in chunk]
+            )
+            if len(frames) != len(chunk):
+                raise ValueError(f"asked for {len(chunk)} frames, got {len(frames)}")
+        except Exception as exc:  # noqa: BLE001  (a failed request is blank tiles, never a crash)
+            log.warning("tiles of level %d not fetched: %s", level, exc)
+            self._forget([k for k, _ in chunk])
+            for key, _ in chunk:
+                self._deliver(on_tile, key, None)
+            return
+        with self._lock:
+            self.requests_made += 1
+            self.frames_fetched += len(frames)
+        for (key, _), data in zip(chunk, frames, strict=True):
+            self._decode.submit(self._decode_one, key, lvl, data, on_tile)
+
+    def _decode_one(self, key: TileKey, lvl: SlideLevel, data: bytes, on_tile: OnTile) -> None:
+        tile: np.ndarray | None
+        try:
+            tile = decode_tile(data, lvl)
+            self.cache.put(key, tile)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("tile %s not decoded: %s", key, exc)
+            tile = None
+        self._forget([key])
+        self._deliver(on_tile, key, tile)
+
+    def _forget(self, keys: Sequence[TileKey]) -> None:
+        with self._lock:
+            self._in_flight.difference_update(keys)
+
+    @staticmethod
+    def _deliver(on_tile: OnTile, key: TileKey, tile: np.ndarray | None) -> None:
+        try:
+            on_tile(key, tile)
+        except Exception:  # the view's callback must not kill the pool
+            log.exception("tile callback failed for %s", key)

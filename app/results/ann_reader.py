@@ -1,0 +1,215 @@
+"""Microscopy Bulk Simple Annotations -> findings in slide (image) coordinates (Qt-free).
+
+Each annotation group becomes an ``AnnotationGroupInfo`` (label, property codes,
+colour, graphic type, coordinates, per-annotation probability) for the slide view,
+and the object as a whole an ``AIResult`` for the finding list and ``companion
+findings``: each other annotation (polygon, rectangle, ellipse, polyline) is one
+finding with its region, and each group of points is one finding whose region is
+the MULTIPOINT of all its points, with the count as a measurement. Groups of the
+same property type labelled "... positive" and "... negative" get a derived
+positive fraction, positive / (positive + negative) (docs/conformance.md).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import highdicom as hd
+import numpy as np
+from pydicom.dataset import Dataset
+
+from app.domain import AIResult, Algorithm, Code, Finding, Measurement, Region, Urgency
+from app.errors import ResultParseError
+from app.results.sr_writer import name_based_uid
+
+ANN_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.91.1"
+CERTAINTY = Code("111012", "DCM", "Certainty of Finding")
+COUNT = Code("C25463", "NCIt", "Count")
+POSITIVE_FRACTION = Code("POSITIVE_FRACTION", "99AIRC", "Positive fraction")
+UNITY = Code("1", "UCUM", "no units")
+_SIGN = re.compile(r"\b(positive|negative)\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class AnnotationGroupInfo:
+    """One annotation group as the slide view draws it (base-level pixel coordinates)."""
+
+    number: int
+    uid: str
+    label: str
+    category: Code
+    property_type: Code
+    graphic_type: str
+    colour: tuple[int, int, int]  # sRGB
+    shapes: tuple[np.ndarray, ...]  # each (n, 2) of (column, row)
+    probabilities: np.ndarray | None  # one per annotation, 0..1
+    positive_fraction: float | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.shapes)
+
+    @property
+    def is_points(self) -> bool:
+        return self.graphic_type in ("POINT", "MULTIPOINT")
+
+
+@dataclass(frozen=True)
+class SlideAnnotations:
+    result: AIResult
+    groups: tuple[AnnotationGroupInfo, ...]
+    referenced_sop_uids: tuple[str, ...]
+
+
+def is_bulk_annotations(ds: Dataset) -> bool:
+    return str(ds.get("SOPClassUID", "")) == ANN_SOP_CLASS
+
+
+def read_bulk_annotations(ds: Dataset) -> SlideAnnotations:
+    """The groups and findings of a bulk annotations object; ``ResultParseError`` when
+    it is not one or cannot be read."""
+    if not is_bulk_annotations(ds):
+        raise ResultParseError(f"SOP Class {ds.get('SOPClassUID', '')} is not bulk annotations")
+    try:
+        ann = hd.ann.MicroscopyBulkSimpleAnnotations.from_dataset(ds, copy=False)
+        coordinate_type = hd.ann.AnnotationCoordinateTypeValues(ds.AnnotationCoordinateType)
+        groups = [_group(g, coordinate_type) for g in ann.get_annotation_groups()]
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ResultParseError(f"bulk annotations {ds.get('SOPInstanceUID', '')}: {exc}") from exc
+    groups = _with_positive_fractions(groups)
+    refs = tuple(
+        str(item.ReferencedSOPInstanceUID)
+        for series in ds.get("ReferencedSeriesSequence") or []
+        for item in series.get("ReferencedInstanceSequence") or []
+    )
+    algorithm = _algorithm(ds)
+    sop_uid = str(ds.SOPInstanceUID)
+    findings: list[Finding] = []
+    for g in groups:
+        findings.extend(_findings(g, sop_uid, algorithm, refs[0] if refs else None))
+    result = AIResult(
+        sop_instance_uid=sop_uid,
+        series_instance_uid=str(ds.SeriesInstanceUID),
+        study_instance_uid=str(ds.StudyInstanceUID),
+        template="ANN",
+        algorithm=algorithm,
+        findings=tuple(findings),
+    )
+    return SlideAnnotations(result, tuple(groups), refs)
+
+
+def _group(
+    g: hd.ann.AnnotationGroup, coordinate_type: hd.ann.AnnotationCoordinateTypeValues
+) -> AnnotationGroupInfo:
+    shapes = tuple(
+        np.asarray(s, dtype=np.float32)[:, :2] for s in g.get_graphic_data(coordinate_type)
+    )
+    probabilities = None
+    names, values, _units = g.get_measurements()
+    for i, name in enumerate(names):
+        if name.value == CERTAINTY.value and name.scheme_designator == CERTAINTY.scheme:
+            probabilities = np.asarray(values[:, i], dtype=np.float32)
+    colour: tuple[int, int, int] = (255, 255, 0)
+    lab = g.get("RecommendedDisplayCIELabValue")
+    if lab:
+        r, gr, b = hd.color.CIELabColor.from_dicom_value(lab).to_rgb()
+        colour = (int(r), int(gr), int(b))
+    return AnnotationGroupInfo(
+        number=int(g.number),
+        uid=str(g.uid),
+        label=str(g.label),
+        category=_code(g.annotated_property_category),
+        property_type=_code(g.annotated_property_type),
+        graphic_type=g.graphic_type.value,
+        colour=colour,
+        shapes=shapes,
+        probabilities=probabilities,
+    )
+
+
+def _with_positive_fractions(groups: list[AnnotationGroupInfo]) -> list[AnnotationGroupInfo]:
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for g in groups:
+        m = _SIGN.search(g.label)
+        if m:
+            key = (g.property_type.value, g.property_type.scheme)
+            counts.setdefault(key, {})[m.group(1).lower()] = g.count
+    out = []
+    for g in groups:
+        c = counts.get((g.property_type.value, g.property_type.scheme), {})
+        if _SIGN.search(g.label) and "positive" in c and "negative" in c:
+            total = c["positive"] + c["negative"]
+            fraction = c["positive"] / total if total else None
+            g = AnnotationGroupInfo(**{**g.__dict__, "positive_fraction": fraction})
+        out.append(g)
+    return out
+
+
+def _findings(
+    g: AnnotationGroupInfo, sop_uid: str, algorithm: Algorithm, image_uid: str | None
+) -> list[Finding]:
+    def finding(
+        index: int,
+        regions: tuple[Region, ...],
+        certainty: float | None,
+        measurements: tuple[Measurement, ...],
+    ) -> Finding:
+        return Finding(
+            tracking_uid=name_based_uid(f"ann-{sop_uid}-{g.uid}-{index}"),
+            tracking_id=f"{g.label} {index + 1}" if index >= 0 else g.label,
+            finding=g.property_type,
+            site=None,
+            certainty=certainty,
+            urgency=Urgency.ROUTINE,
+            algorithm=algorithm,
+            regions=regions,
+            measurements=measurements,
+            source_sop_uid=sop_uid,
+            template="ANN",
+            editable=False,
+        )
+
+    if g.is_points:
+        points = tuple((float(p[0]), float(p[1])) for s in g.shapes for p in s)
+        measurements = [Measurement(COUNT, float(g.count), UNITY)]
+        if g.positive_fraction is not None:
+            measurements.append(
+                Measurement(POSITIVE_FRACTION, round(g.positive_fraction, 4), UNITY)
+            )
+        mean = (
+            round(float(g.probabilities.mean()), 4)
+            if g.probabilities is not None and g.count
+            else None
+        )
+        region = Region("MULTIPOINT", points, referenced_sop_uid=image_uid)
+        return [finding(-1, (region,), mean, tuple(measurements))]
+    out = []
+    for i, shape in enumerate(g.shapes):
+        region = Region(
+            g.graphic_type,
+            tuple((float(x), float(y)) for x, y in shape),
+            referenced_sop_uid=image_uid,
+        )
+        prob = round(float(g.probabilities[i]), 4) if g.probabilities is not None else None
+        out.append(finding(i, (region,), prob, ()))
+    return out
+
+
+def _algorithm(ds: Dataset) -> Algorithm:
+    for group in ds.get("AnnotationGroupSequence") or []:
+        for item in group.get("AlgorithmIdentificationSequence") or []:
+            return Algorithm(
+                name=str(item.get("AlgorithmName", "")),
+                version=str(item.get("AlgorithmVersion", "")),
+                manufacturer=str(ds.get("Manufacturer", "")),
+            )
+    return Algorithm(
+        name=str(ds.get("ManufacturerModelName", "")),
+        version="",
+        manufacturer=str(ds.get("Manufacturer", "")),
+    )
+
+
+def _code(c: hd.sr.CodedConcept) -> Code:
+    return Code(str(c.value), str(c.scheme_designator), str(c.meaning))
