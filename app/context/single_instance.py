@@ -97,8 +97,8 @@ class InstanceServer:
         while not self._closed.is_set():
             try:
                 conn = self._listener.accept()
-            except (OSError, EOFError, AuthenticationError) as exc:
-                # Closed, or a client without this user's key.
+            except Exception as exc:  # noqa: BLE001 - the listener must outlive a bad client
+                # Closed, a client without this user's key, or one that hung up mid-way.
                 if self._closed.is_set():
                     return
                 log.warning("a launch could not hand its request over: %s", type(exc).__name__)
@@ -133,18 +133,24 @@ class InstanceServer:
         if self._closed.is_set():
             return
         self._closed.set()
-        # A blocked accept() does not notice close(): wake it with a last client.
-        try:
-            Client(self._address[0], family=self._address[1], authkey=self._key).close()
-        except (OSError, EOFError, AuthenticationError):
-            pass
-        self._thread.join(timeout=2)
+        # A blocked accept() does not notice close(): wake it with a last client. That
+        # client waits for the listener's handshake, so it runs on a thread of its own and
+        # is never waited for: closing must not hang on a listener that stopped listening.
+        if self._thread.is_alive():
+            threading.Thread(target=self._wake, name="single-instance-wake", daemon=True).start()
+            self._thread.join(timeout=2)
         try:
             self._listener.close()
         except OSError:
             pass
         if os.name != "nt":
             Path(self._address[0]).unlink(missing_ok=True)
+
+    def _wake(self) -> None:
+        try:
+            Client(self._address[0], family=self._address[1], authkey=self._key).close()
+        except Exception:  # noqa: BLE001, S110 - only a wake-up call
+            pass
 
 
 def _write_key(folder: Path, key: bytes) -> None:
