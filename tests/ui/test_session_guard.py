@@ -131,14 +131,9 @@ def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[oidc_provider
         server.stop()
 
 
-def test_sign_in_dialog_through_the_real_provider(
-    station: Workstation,
-    provider: oidc_provider.OidcProvider,
-    loop: LoopDriver,
-    qtbot: QtBot,
-    tmp_path: Path,
-) -> None:
-    profile = ConnectionProfile(
+def oidc_profile(provider: oidc_provider.OidcProvider) -> ConnectionProfile:
+    """A profile that signs in at the test's provider (the archive URL is never reached)."""
+    return ConnectionProfile(
         name="pacs",
         url="https://localhost:1/dicom-web",
         auth="oidc",
@@ -146,6 +141,16 @@ def test_sign_in_dialog_through_the_real_provider(
         oidc_client_id=oidc_provider.CLIENT_ID,
         oidc_scopes="openid profile",
     )
+
+
+def test_sign_in_dialog_through_the_real_provider(
+    station: Workstation,
+    provider: oidc_provider.OidcProvider,
+    loop: LoopDriver,
+    qtbot: QtBot,
+    tmp_path: Path,
+) -> None:
+    profile = oidc_profile(provider)
     from app.security.signin import forget_all_token_states, needs_sign_in
 
     forget_all_token_states()
@@ -184,14 +189,7 @@ def test_sign_in_dialog_through_the_real_provider(
 def test_a_lost_sign_in_asks_once(
     station: Workstation, provider: oidc_provider.OidcProvider, qtbot: QtBot
 ) -> None:
-    profile = ConnectionProfile(
-        name="pacs",
-        url="https://localhost:1/dicom-web",
-        auth="oidc",
-        oidc_issuer=provider.issuer,
-        oidc_client_id=oidc_provider.CLIENT_ID,
-        oidc_scopes="openid profile",
-    )
+    profile = oidc_profile(provider)
     never = oidc_provider.Browser(password="not it")  # the reader has not signed in yet
     guard = SessionGuard(station, Settings(), profile, open_browser=never.open)
     from app.security.signin import tokens_for
