@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -48,3 +49,19 @@ def memory_keyring() -> Iterator[object]:
         yield backend
     finally:
         keyring.set_keyring(previous)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    """Once a test has made the QApplication, garbage is collected on its thread only.
+
+    The app does the same in ``ui.app.ensure_application``; pytest-qt makes the
+    QApplication of the tests itself (ui/gc_policy.py says why it matters).
+    """
+    yield
+    widgets = sys.modules.get("PySide6.QtWidgets")
+    app = widgets.QApplication.instance() if widgets is not None else None
+    if app is not None:
+        from ui.gc_policy import collect_in_gui_thread
+
+        collect_in_gui_thread(app)

@@ -29,6 +29,7 @@ from app.review.services import ReviewServices
 from app.settings import ConnectionProfile, Settings
 from app.worklist.service import WorklistService
 from ui.context_follow import ContextFollower, SubscriberFactory
+from ui.gc_policy import collect_in_gui_thread
 from ui.main_window import MainWindow
 from ui.run_ai import RunAi
 from ui.session_guard import SessionGuard
@@ -48,9 +49,10 @@ class ScreenshotError(CompanionError):
 
 
 def ensure_application() -> QApplication:
-    """The process's QApplication, created with high-DPI friendly settings if there is none."""
+    """The process's QApplication (high-DPI friendly if made here), collecting garbage on its thread."""
     existing = QApplication.instance()
     if isinstance(existing, QApplication):
+        collect_in_gui_thread(existing)
         return existing
     QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
         Qt.HighDpiScaleFactorRoundingPolicy.PassThrough
@@ -59,6 +61,7 @@ def ensure_application() -> QApplication:
     app.setApplicationName("AI Review Companion")
     app.setOrganizationName("ai-review-companion")
     app.setDesktopFileName("ai-review-companion")
+    collect_in_gui_thread(app)
     return app
 
 
