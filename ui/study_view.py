@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from PySide6.QtCore import QSize, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
@@ -45,6 +45,17 @@ from viewers.slice_viewer import SliceViewer
 from viewers.thumbnail import series_thumbnail
 
 THUMBNAIL = 32  # px, the series switcher's icons
+
+
+SERIES_LABEL_CHARS = 24  # the combo is this wide; a longer label is shortened, whole in its tip
+
+
+def series_label(text: str, limit: int = SERIES_LABEL_CHARS) -> str:
+    """``text`` shortened in the middle to ``limit`` characters (the image count stays)."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return f"{text[:head]}…{text[len(text) - (limit - 1 - head):]}"
 
 
 def finding_slice(volume: ImageVolume, finding: Finding) -> int | None:
@@ -93,7 +104,7 @@ class StudyView(QWidget):
         self.has_no_images = False  # the open study has no image series to show
         self.series_combo = QComboBox(self)
         self.series_combo.setToolTip("Image series of this study")
-        self.series_combo.setMinimumContentsLength(16)
+        self.series_combo.setMinimumContentsLength(SERIES_LABEL_CHARS)
         self.series_combo.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         )
@@ -174,8 +185,10 @@ class StudyView(QWidget):
         self._series = series
         for ref in series:
             count = f" ({ref.num_instances})" if ref.num_instances else ""
-            self.series_combo.addItem(
-                f"{ref.modality} {ref.description or 'series'}{count}".strip(), ref.series_uid
+            label = f"{ref.modality} {ref.description or 'series'}{count}".strip()
+            self.series_combo.addItem(series_label(label), ref.series_uid)
+            self.series_combo.setItemData(
+                self.series_combo.count() - 1, label, Qt.ItemDataRole.ToolTipRole
             )
         if not series:
             # A real state, not a failure: e.g. a study that holds only reports.
