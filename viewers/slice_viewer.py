@@ -6,9 +6,7 @@ volume's own numpy slice (no copy). Pixel (column i, row j) sits at world
 at the top and column 0 on the left, the way the image was acquired
 (radiological display), without flipping any data.
 
-All interaction is handled in Qt (an event filter on the VTK widget), so keys
-and drags behave the same whether the VTK widget or its frame has focus, and
-tests drive the viewer with ordinary Qt events.
+Keys, wheel and drags are handled in Qt by ``viewers.slice_input``.
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ vtkmodules.qt.PyQtImpl = "PySide6"
 
 import vtkmodules.vtkInteractionStyle  # the interactor's default style classes
 import vtkmodules.vtkRenderingOpenGL2  # the OpenGL render window (side-effect import)
-from PySide6.QtCore import QEvent, QObject, QPoint, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QKeyEvent, QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
@@ -40,23 +38,10 @@ from vtkmodules.vtkRenderingCore import (
 from app.archive.volume import ImageVolume
 from app.domain import Finding, Region
 from viewers.overlay_layers import OverlayLayers
-from viewers.pixel_readout import pixel_readout
-from viewers.reformat import AXIAL, CORONAL, SAGITTAL, Plane
+from viewers.reformat import Plane
 from viewers.region_editor import RegionEditor
 from viewers.slice_annotations import SliceAnnotations
-
-# name, centre, width (Hounsfield units); keys 1..8
-PRESETS: tuple[tuple[str, float, float], ...] = (
-    ("Brain", 40.0, 80.0),
-    ("Subdural", 75.0, 215.0),
-    ("Stroke", 40.0, 40.0),
-    ("Bone", 600.0, 2800.0),
-    ("Lung", -600.0, 1500.0),
-    ("Mediastinum", 50.0, 350.0),
-    ("Abdomen", 60.0, 400.0),
-    ("Liver", 60.0, 160.0),
-)
-PLANE_KEYS = {Qt.Key.Key_A: AXIAL, Qt.Key.Key_C: CORONAL, Qt.Key.Key_S: SAGITTAL}  # with Shift
+from viewers.slice_input import PRESETS, SliceInput
 
 
 class SliceViewer(QWidget):
@@ -109,12 +94,10 @@ class SliceViewer(QWidget):
         self._owners: list[str] | None = None
         self._highlight: str | None = None
         self._hidden: tuple[str | None, Region] | None = None  # drawn by the editor instead
-        self._drag_button: Qt.MouseButton | None = None
-        self._drag_last = QPoint()
-        self._drag_scroll = 0.0  # Shift+left drag: pixels dragged not yet turned into slices
         self._initialized = False
         self._fitted = True  # refit on resize until the reader zooms or pans
         self.editor = RegionEditor(self)
+        self.input = SliceInput(self)
         self.clear("No study open")
 
     # -- public ----------------------------------------------------------------------
@@ -347,90 +330,29 @@ class SliceViewer(QWidget):
         height = max(self._vtk.GetRenderWindow().GetSize()[1], 1)
         return 2.0 * self._renderer.GetActiveCamera().GetParallelScale() / height
 
-    # -- Qt events ---------------------------------------------------------------------
+    # -- Qt events (handled by SliceInput) ------------------------------------------------
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self._vtk:
-            kind = event.type()
-            if kind == QEvent.Type.KeyPress:
-                return self._handle_key(event)  # type: ignore[arg-type]
-            if kind == QEvent.Type.ShortcutOverride and (
-                self.editor.wants_key(event.key())  # type: ignore[attr-defined]
-                or self._is_plane_key(event)  # type: ignore[arg-type]
-            ):
-                event.accept()  # Esc/Enter reach the editor before any window shortcut
-                return True
-            if kind == QEvent.Type.MouseButtonDblClick:
-                self.editor.handle_double_click(event)  # type: ignore[arg-type]
-                return True
-            if kind == QEvent.Type.Wheel:
-                self.wheelEvent(event)  # type: ignore[arg-type]
-                return True
-            if kind == QEvent.Type.MouseButtonPress:
-                self.mousePressEvent(event)  # type: ignore[arg-type]
-                return True
-            if kind == QEvent.Type.MouseMove:
-                self.mouseMoveEvent(event)  # type: ignore[arg-type]
-                return True
-            if kind == QEvent.Type.MouseButtonRelease:
-                self.mouseReleaseEvent(event)  # type: ignore[arg-type]
-                return True
-            if kind == QEvent.Type.Leave and self._text.set_readout(""):
-                self._render()
-            if kind == QEvent.Type.Resize:
-                self._relayout_text()
-                if self._fitted:
-                    self.reset_view()
+            handled = self.input.event_filter(event)
+            if handled is not None:
+                return handled
         return super().eventFilter(watched, event)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        if not self._handle_key(event):
+        if not self.input.key(event):
             super().keyPressEvent(event)
 
     def wheelEvent(self, event: QWheelEvent) -> None:
-        steps = event.angleDelta().y() / 120.0
-        if steps == 0:
-            return
-        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
-            self._zoom(1.1**steps)
-        else:
-            self.set_slice(self._index - int(np.sign(steps)) * max(1, int(abs(steps))))
-        event.accept()
+        self.input.wheel(event)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
-        self._vtk.setFocus()
-        if self.editor.handle_press(event):
-            return
-        self._drag_button = event.button()
-        self._drag_last = event.position().toPoint()
-        shift = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
-        self._drag_scroll = 0.0 if shift and event.button() == Qt.MouseButton.LeftButton else -1.0
+        self.input.press(event)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
-        if self.editor.handle_move(event):
-            return
-        if self._drag_button is None or self._volume is None:
-            self._update_readout(event)
-            return
-        pos = event.position().toPoint()
-        dx, dy = pos.x() - self._drag_last.x(), pos.y() - self._drag_last.y()
-        self._drag_last = pos
-        if self._drag_scroll >= 0.0:  # Shift+left drag: one slice per 4 pixels, down = next
-            self._drag_scroll += dy / 4.0
-            steps = int(self._drag_scroll)
-            self._drag_scroll -= steps
-            self.set_slice(self._index + steps)
-        elif self._drag_button == Qt.MouseButton.LeftButton:
-            scale = max(self._width, 10.0) / 300.0
-            self.set_window(self._center + dy * scale, self._width + dx * scale)
-        elif self._drag_button == Qt.MouseButton.RightButton:
-            self._zoom(1.01 ** (-dy))
-        elif self._drag_button == Qt.MouseButton.MiddleButton:
-            self._pan(dx, dy)
+        self.input.move(event)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
-        if self.editor.handle_release(event):
-            return
-        self._drag_button = None
+        self.input.release(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Release the GL context and X resources now, not at interpreter exit."""
@@ -446,63 +368,38 @@ class SliceViewer(QWidget):
             self.overlays.labels.font_size = round(13 * self._vtk.devicePixelRatioF())
         self._relayout_text()
 
-    # -- internals -----------------------------------------------------------------------
-    def _handle_key(self, event: QKeyEvent) -> bool:
-        key = event.key()
-        if self.editor.handle_key(event):
-            return True
-        if self._volume is None or self._plane is None:
-            return False
-        if self._is_plane_key(event):
-            self.set_plane(PLANE_KEYS[Qt.Key(key)])
-            return True
-        n = self._plane.count
-        page = max(1, n // 10)
-        moves = {
-            Qt.Key.Key_Down: self._index + 1,
-            Qt.Key.Key_Up: self._index - 1,
-            Qt.Key.Key_PageDown: self._index + page,
-            Qt.Key.Key_PageUp: self._index - page,
-            Qt.Key.Key_Home: 0,
-            Qt.Key.Key_End: n - 1,
-        }
-        if key in moves:
-            self.set_slice(moves[key])
-            return True
-        if Qt.Key.Key_1 <= key <= Qt.Key.Key_8:
-            _, center, width = PRESETS[key - Qt.Key.Key_1]
-            self.set_window(center, width)
-            return True
-        if key == Qt.Key.Key_T:
-            self.set_text_visible(not self._text.visible)
-            return True
-        if key == Qt.Key.Key_R:
+    # -- used by SliceInput ------------------------------------------------------------
+    @property
+    def text_visible(self) -> bool:
+        return bool(self._text.visible)
+
+    def reset_window(self) -> None:
+        """Back to the series' own window (R, with ``reset_view``)."""
+        if self._volume is not None:
             self._center = self._volume.window_center
             self._width = max(self._volume.window_width, 1.0)
             self._apply_window(emit=True)
-            self.reset_view()
-            return True
-        return False
 
+    def set_readout(self, text: str) -> None:
+        """The value-under-the-cursor line of the corner text ("" hides it)."""
+        if self._text.set_readout(text):
+            self._render()
+
+    def gl_resized(self) -> None:
+        self._relayout_text()
+        if self._fitted:
+            self.reset_view()
+
+    def zoom_by(self, factor: float) -> None:
+        self._zoom(factor)
+
+    def pan_by(self, dx_px: int, dy_px: int) -> None:
+        self._pan(dx_px, dy_px)
+
+    # -- internals -----------------------------------------------------------------------
     @property
     def _reformatted(self) -> bool:
         return self._plane is not None and self._plane.reformatted
-
-    @staticmethod
-    def _is_plane_key(event: QKeyEvent) -> bool:
-        mods = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
-        return mods == Qt.KeyboardModifier.ShiftModifier and event.key() in PLANE_KEYS
-
-    def _update_readout(self, event: QMouseEvent) -> None:
-        """The value under the cursor in the corner text (mouse moves with no button)."""
-        text = ""
-        if self._plane is not None and self._index >= 0:
-            ratio = self._vtk.devicePixelRatioF()
-            pos = event.position()
-            wx, wy = self.widget_to_world(pos.x() * ratio, pos.y() * ratio)
-            text = pixel_readout(self._plane, self._index, wx, wy)
-        if self._text.set_readout(text):
-            self._render()
 
     def _zoom(self, factor: float) -> None:
         camera = self._renderer.GetActiveCamera()
