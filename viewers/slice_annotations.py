@@ -8,11 +8,10 @@ image shown upside down or mirrored is visible at a glance.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import vtkmodules.vtkRenderingFreeType  # noqa: F401  (text rendering)
-from vtkmodules.vtkRenderingAnnotation import vtkCornerAnnotation
 from vtkmodules.vtkRenderingCore import vtkRenderer, vtkTextActor
 
 from app.archive.volume import ImageVolume
@@ -52,18 +51,64 @@ def edge_labels(volume: ImageVolume, plane: Plane | None = None) -> list[str]:
     return ["", "", "", ""]
 
 
+class CornerText:
+    """Text in the four corners of the view, numbered as in vtkCornerAnnotation
+    (0 lower left, 1 lower right, 2 upper left, 3 upper right), at a fixed font size.
+
+    vtkCornerAnnotation refits its font to the viewport each time any corner changes,
+    rasterising the text at several sizes: about 40 ms of every slice step on Mesa's
+    software rasteriser (scroll benchmark, docs/performance.md). These are four plain
+    text actors, placed by ``layout``.
+    """
+
+    MARGIN = 6  # logical pixels from the edges
+
+    def __init__(self, make_actor: Callable[[], vtkTextActor]) -> None:
+        self._actors = [make_actor() for _ in range(4)]
+        for n, actor in enumerate(self._actors):
+            prop = actor.GetTextProperty()
+            if n % 2:
+                prop.SetJustificationToRight()
+            else:
+                prop.SetJustificationToLeft()
+            if n >= 2:
+                prop.SetVerticalJustificationToTop()
+            else:
+                prop.SetVerticalJustificationToBottom()
+
+    def set_text(self, corner: int, text: str) -> None:
+        if self._actors[corner].GetInput() != text:  # an unchanged text costs nothing to draw
+            self._actors[corner].SetInput(text)
+
+    def text(self, corner: int) -> str:
+        return str(self._actors[corner].GetInput() or "")
+
+    @property
+    def visible(self) -> bool:
+        return bool(self._actors[0].GetVisibility())
+
+    def set_visible(self, visible: bool) -> None:
+        for actor in self._actors:
+            actor.SetVisibility(visible)
+
+    def set_font_size(self, size: int) -> None:
+        for actor in self._actors:
+            actor.GetTextProperty().SetFontSize(size)
+
+    def layout(self, width: float, height: float, ratio: float) -> None:
+        """Place the corners for a view of ``width`` x ``height`` logical pixels."""
+        m = self.MARGIN
+        spots = ((m, m), (width - m, m), (m, height - m), (width - m, height - m))
+        for actor, (x, y) in zip(self._actors, spots, strict=True):
+            actor.SetDisplayPosition(int(x * ratio), int(y * ratio))
+
+
 class SliceAnnotations:
     """Owns the text actors of one renderer."""
 
     def __init__(self, renderer: vtkRenderer) -> None:
         self._renderer = renderer
-        self.corners = vtkCornerAnnotation()
-        # font size = linear * viewport_size ** nonlinear, clamped to [min, max]
-        self.corners.SetLinearFontScaleFactor(5.0)
-        self.corners.SetNonlinearFontScaleFactor(1.0)
-        self.corners.GetTextProperty().SetColor(*TEXT_COLOUR)
-        self.corners.GetTextProperty().ShadowOn()
-        renderer.AddViewProp(self.corners)
+        self.corners = CornerText(self._text_actor)
         self.edges = [self._text_actor() for _ in range(4)]  # left, right, top, bottom
         self.message = self._text_actor()
         self.message.GetTextProperty().SetJustificationToCentered()
@@ -74,17 +119,16 @@ class SliceAnnotations:
 
     @property
     def visible(self) -> bool:
-        return bool(self.corners.GetVisibility())
+        return self.corners.visible
 
     def set_visible(self, visible: bool) -> None:
-        self.corners.SetVisibility(visible)
+        self.corners.set_visible(visible)
         for actor in self.edges:
             actor.SetVisibility(visible)
 
     def scale_fonts(self, ratio: float) -> None:
         """Font sizes for a screen with ``ratio`` device pixels per logical pixel."""
-        self.corners.SetMaximumFontSize(int(15 * ratio))
-        self.corners.SetMinimumFontSize(int(11 * ratio))
+        self.corners.set_font_size(int(14 * ratio))
         for actor in self.edges:
             actor.GetTextProperty().SetFontSize(int(14 * ratio))
         self.message.GetTextProperty().SetFontSize(int(16 * ratio))
@@ -92,7 +136,7 @@ class SliceAnnotations:
     def show_message(self, text: str) -> None:
         """Only ``text`` in the middle: no corner or edge text."""
         for corner in range(4):
-            self.corners.SetText(corner, "")
+            self.corners.set_text(corner, "")
         for actor in self.edges:
             actor.SetInput("")
         self.message.SetInput(text)
@@ -115,14 +159,14 @@ class SliceAnnotations:
         top_left = f"{volume.description or 'Series'}\n{volume.modality}  {cols}×{rows}"
         if plane.reformatted:
             top_left += f"\n{plane.name.capitalize()} reformat\n{REFORMAT_NOTE}"
-        self.corners.SetText(2, top_left)
-        self.corners.SetText(3, f"W {width:.0f}  L {center:.0f}" + (f"\n{preset}" if preset else ""))
+        self.corners.set_text(2, top_left)
+        self.corners.set_text(3, f"W {width:.0f}  L {center:.0f}" + (f"\n{preset}" if preset else ""))
         if volume.has_geometry:
             word = plane.name.capitalize() if plane.reformatted else "Slice"
             position = plane.position(index)
-            self.corners.SetText(0, f"{word} {index + 1}/{z}\nPos {position:.1f} mm")
+            self.corners.set_text(0, f"{word} {index + 1}/{z}\nPos {position:.1f} mm")
         else:
-            self.corners.SetText(0, f"Image {index + 1}/{z}")
+            self.corners.set_text(0, f"Image {index + 1}/{z}")
         self._zoom = f"Zoom {zoom_percent:.0f}%"
         self._set_bottom_right()
 
@@ -140,11 +184,12 @@ class SliceAnnotations:
         return True
 
     def _set_bottom_right(self) -> None:
-        self.corners.SetText(1, f"{self._readout}\n{self._zoom}" if self._readout else self._zoom)
+        self.corners.set_text(1, f"{self._readout}\n{self._zoom}" if self._readout else self._zoom)
 
     def layout(self, width: int, height: int, ratio: float) -> None:
         """Place the edge letters and the message for a view of ``width`` x ``height`` (logical)."""
         w, h = max(width, 1), max(height, 1)
+        self.corners.layout(w, h, ratio)
         spots = ((8, h / 2), (w - 22, h / 2), (w / 2, h - 22), (w / 2, 8))
         for actor, (x, y) in zip(self.edges, spots, strict=True):
             actor.SetDisplayPosition(int(x * ratio), int(y * ratio))

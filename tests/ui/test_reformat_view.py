@@ -77,12 +77,12 @@ def test_value_under_the_cursor(viewer: SliceViewer) -> None:
     viewer.show_volume(make_volume(pixels), slice_index=1)
     _hover(viewer, 20.0, 10.0)  # column 20, row 10 (1 mm pixels)
     assert viewer._text.readout == "HU 42 (x 20, y 10)"
-    assert "HU 42 (x 20, y 10)" in viewer._text.corners.GetText(1)
+    assert "HU 42 (x 20, y 10)" in viewer._text.corners.text(1)
     _hover(viewer, 21.0, 10.0)
     assert viewer._text.readout == "HU 0 (x 21, y 10)"
     _move(viewer, QPointF(210.0, 4.0))  # above the image
     assert viewer._text.readout == ""
-    assert viewer._text.corners.GetText(1).startswith("Zoom")
+    assert viewer._text.corners.text(1).startswith("Zoom")
     _hover(viewer, 20.0, 10.0)
     QApplication.sendEvent(viewer.gl_widget, QEvent(QEvent.Type.Leave))
     assert viewer._text.readout == ""
@@ -134,8 +134,8 @@ def test_coronal_and_sagittal_put_the_block_where_it_is(viewer: SliceViewer, qtb
     assert not np.all(viewer.rendered_rgb() > 200, axis=2).any()
     # outlines are of the acquired slices: none here, and the corner text says so
     viewer.set_text_visible(True)
-    assert REFORMAT_NOTE in viewer._text.corners.GetText(2)
-    assert "Coronal 21/32" in viewer._text.corners.GetText(0)
+    assert REFORMAT_NOTE in viewer._text.corners.text(2)
+    assert "Coronal 21/32" in viewer._text.corners.text(0)
 
     qtbot.keyClick(viewer, Qt.Key.Key_S, Qt.KeyboardModifier.ShiftModifier)
     assert viewer.plane is not None and viewer.plane.name == SAGITTAL
