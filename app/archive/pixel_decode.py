@@ -12,6 +12,8 @@ read as a view of the received bytes (``native_frame``) and rescaled in one pass
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, pixel_array
@@ -28,16 +30,26 @@ class FrameDecodeError(CompanionError):
 
 
 def write_frame(
-    ds: Dataset, frame_index: int, target: np.ndarray, slope: float, intercept: float
+    ds: Dataset,
+    frame_index: int,
+    target: np.ndarray,
+    slope: float,
+    intercept: float,
+    *,
+    decode_elsewhere: Callable[[Dataset, int], np.ndarray | None] | None = None,
 ) -> None:
     """Decode frame ``frame_index`` (0-based) of ``ds`` into ``target`` (one volume slice).
 
+    ``decode_elsewhere`` (the decode processes, ``app.archive.decode_pool``) is asked
+    for compressed frames first; when it returns None, pydicom decodes here.
     Raises ``FrameDecodeError`` with the reason when the frame cannot be decoded.
     """
     if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise FrameDecodeError("the instance has no pixel data")
     try:
         frame = _native_view(ds, frame_index)
+        if frame is None and decode_elsewhere is not None:
+            frame = decode_elsewhere(ds, frame_index)
         if frame is None:
             frame = pixel_array(ds, index=frame_index)
     except Exception as exc:

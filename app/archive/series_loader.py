@@ -31,6 +31,7 @@ from io import BytesIO
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
+from app.archive.decode_pool import DecodePool, shared_pool
 from app.archive.frame_fetch import InstanceFetcher
 from app.archive.part10 import FileMeta, native_pixel_offset, read_file_meta
 from app.archive.pixel_decode import FrameDecodeError, native_layout, write_frame, write_native
@@ -61,11 +62,17 @@ class SeriesLoader:
         *,
         max_requests: int = DEFAULT_MAX_REQUESTS,
         decode_threads: int | None = None,
+        decode_pool: DecodePool | None | bool = True,
     ) -> None:
+        """``decode_pool``: where compressed frames are decoded (True: the process's shared
+        pool, started now in the background; None/False: in the loader's threads)."""
         self.archive = archive
         self.cache = cache
         self.max_requests = max_requests
         self.decode_threads = decode_threads or max(2, os.cpu_count() or 2)
+        if decode_pool is True:
+            decode_pool = shared_pool()
+        self.decode_pool: DecodePool | None = decode_pool or None
 
     def load(
         self,
@@ -100,7 +107,7 @@ class SeriesLoader:
         first = _preferred(volume, prefer)
         if on_volume is not None:
             on_volume(volume)
-        run = _Run(plan, cancel, on_slice, progress)
+        run = _Run(plan, cancel, on_slice, progress, self.decode_pool)
         run.execute(self.archive, first, self.max_requests, self.decode_threads)
         if self.cache is not None:
             self.cache.put(volume)
@@ -108,7 +115,11 @@ class SeriesLoader:
 
 
 def volume_from_datasets(
-    datasets: Sequence[Dataset], study_uid: str = "", series_uid: str = ""
+    datasets: Sequence[Dataset],
+    study_uid: str = "",
+    series_uid: str = "",
+    *,
+    decode_pool: DecodePool | None = None,
 ) -> ImageVolume:
     """Build a volume from datasets already in memory (files opened from disk), with the
     same plan and decoder as a streamed series. Raises ``VolumeLoadError`` when no frame
@@ -117,7 +128,7 @@ def volume_from_datasets(
         study_uid = study_uid or str(datasets[0].get("StudyInstanceUID", ""))
         series_uid = series_uid or str(datasets[0].get("SeriesInstanceUID", ""))
     plan = plan_series(datasets, study_uid, series_uid)
-    run = _Run(plan, threading.Event(), None, None)
+    run = _Run(plan, threading.Event(), None, None, decode_pool)
     for z in range(len(plan.slots)):
         ds = plan.headers[plan.slots[z].sop_uid]
         assert isinstance(ds, Dataset)  # the plan's headers are these datasets
@@ -135,8 +146,10 @@ class _Run:
         cancel: threading.Event,
         on_slice: Callable[[int], None] | None,
         progress: Progress | None,
+        decode_pool: DecodePool | None = None,
     ) -> None:
         self.plan = plan
+        self.decode_pool = decode_pool
         self.cancel = cancel
         self.on_slice = on_slice
         self.progress = progress
@@ -362,7 +375,14 @@ class _Run:
         slot = self.plan.slots[z]
         target = self.plan.volume.pixels[z]
         try:
-            write_frame(ds, slot.frame_index, target, slot.slope, slot.intercept)
+            write_frame(
+                ds,
+                slot.frame_index,
+                target,
+                slot.slope,
+                slot.intercept,
+                decode_elsewhere=self.decode_pool.decode if self.decode_pool else None,
+            )
         except FrameDecodeError as exc:
             self.mark_gap(z, str(exc))
             return
