@@ -7,7 +7,8 @@
 # BUILD_VENV=path reuses an existing environment (it must have `pip install -e .[bundle]`,
 # plus torch for the full flavor); by default one is made in build/venv-<flavor>.
 # TORCH_SPEC picks the torch wheel of the full flavor (default torch==2.13.0: a CPU
-# wheel; a CUDA build of torch makes a bundle several GB larger).
+# wheel; a CUDA build of torch makes a bundle several GB larger). It may hold pip options,
+# e.g. TORCH_SPEC="torch==2.13.0 --index-url URL".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +24,11 @@ if [ ! -x "$venv/bin/python" ]; then
   echo "Making the build environment $venv" >&2
   "$PYTHON" -m venv "$venv"
   "$venv/bin/python" -m pip install -q --upgrade pip >&2
-  if [ "$flavor" = full ]; then "$venv/bin/python" -m pip install -q "${TORCH_SPEC:-torch==2.13.0}" >&2; fi
+  if [ "$flavor" = full ]; then
+    # Split into words: the spec may carry pip options (e.g. --index-url of a CUDA wheel mirror).
+    read -ra torch_spec <<< "${TORCH_SPEC:-torch==2.13.0}"
+    "$venv/bin/python" -m pip install -q "${torch_spec[@]}" >&2
+  fi
   "$venv/bin/python" -m pip install -q -e ".[bundle]" >&2
 fi
 if [ "$flavor" = full ]; then
