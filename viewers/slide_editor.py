@@ -3,8 +3,9 @@
 How the reader works it (left button; dragging elsewhere still pans, the wheel zooms):
 
 - ``edit(uid, region)``: the view flies to the region and shows its vertices as square
-  handles. Drag a handle to move that vertex; Backspace (or Delete) removes the vertex
-  under the cursor (a polygon keeps at least three). Enter keeps the change
+  handles (for a group of points, MULTIPOINT, each point; up to ``MAX_POINTS``). Drag a
+  handle to move that vertex; Backspace (or Delete) removes the vertex under the cursor
+  (a polygon keeps at least three), e.g. a cell the AI marked wrongly. Enter keeps the change
   (``sig_region_edited``), Esc drops it.
 - ``draw(image_uid)``: click the corners of a new polygon; Enter, a double-click or a
   click on the first corner closes it (``sig_region_drawn``). Backspace takes back the
@@ -34,7 +35,8 @@ if TYPE_CHECKING:
 GRAB_PX = 8.0  # how near (screen pixels) a press must be to grab a vertex
 HANDLE_PX = 8.0
 CLICK_PX = 4.0  # a press and release closer than this is a click, not a pan
-EDITABLE = ("POLYGON", "POLYLINE", "RECTANGLE")
+EDITABLE = ("POLYGON", "POLYLINE", "RECTANGLE", "MULTIPOINT")
+MAX_POINTS = 5000  # a group of points larger than this is not edited point by point
 _KEYS = (
     Qt.Key.Key_Return,
     Qt.Key.Key_Enter,
@@ -81,7 +83,11 @@ class SlideEditor(QObject):
     # -- intent ---------------------------------------------------------------------
     def edit(self, tracking_uid: str, region: Region) -> bool:
         """Start editing ``region``'s vertices; False when its kind cannot be edited."""
-        if region.graphic_type not in EDITABLE or len(region.coordinates) < 2:
+        if region.graphic_type not in EDITABLE or not region.coordinates:
+            return False
+        if region.graphic_type == "MULTIPOINT" and len(region.coordinates) > MAX_POINTS:
+            return False
+        if region.graphic_type != "MULTIPOINT" and len(region.coordinates) < 2:
             return False
         self._start(SlideEditMode.EDIT, tracking_uid, region.referenced_sop_uid)
         self._sop_class = region.referenced_sop_class_uid
@@ -89,8 +95,10 @@ class SlideEditor(QObject):
         if region.graphic_type == "POLYLINE" and len(pts) > 3 and np.allclose(pts[0], pts[-1]):
             pts = pts[:-1]  # a closed polyline: edit the distinct corners
             self._graphic_type = "POLYGON"
+        elif region.graphic_type in ("POLYLINE", "MULTIPOINT"):
+            self._graphic_type = region.graphic_type
         else:
-            self._graphic_type = "POLYLINE" if region.graphic_type == "POLYLINE" else "POLYGON"
+            self._graphic_type = "POLYGON"
         self.points = pts
         (x0, y0), (x1, y1) = pts.min(axis=0), pts.max(axis=0)
         self.viewer.show_region(float(x0), float(y0), float(x1), float(y1))
@@ -108,12 +116,11 @@ class SlideEditor(QObject):
         """Keep the edit (or close the drawing); emits and returns the Region."""
         if self.mode is SlideEditMode.IDLE:
             return None
-        need = 2 if self._graphic_type == "POLYLINE" else 3
-        if len(self.points) < need:
+        if len(self.points) < self._min_points:
             return None
         region = Region(
             self._graphic_type,
-            tuple((round(float(x), 2), round(float(y), 2)) for x, y in self.points),
+            tuple((float(x), float(y)) for x, y in self.points),
             referenced_sop_uid=self._image_uid,
             referenced_sop_class_uid=self._sop_class,
         )
@@ -130,8 +137,7 @@ class SlideEditor(QObject):
             self._finish()
 
     def remove_vertex(self, index: int) -> bool:
-        need = 2 if self._graphic_type == "POLYLINE" else 3
-        if self.mode is not SlideEditMode.EDIT or len(self.points) <= need:
+        if self.mode is not SlideEditMode.EDIT or len(self.points) <= self._min_points:
             return False
         self.points = np.delete(self.points, index, axis=0)
         self._hover = None
@@ -241,6 +247,8 @@ class SlideEditor(QObject):
                 painter.drawLine(poly.last(), QPointF(float(cx), float(cy)))
         elif self._graphic_type == "POLYLINE":
             painter.drawPolyline(poly)
+        elif self._graphic_type == "MULTIPOINT":
+            pass  # points: the handles are the points
         else:
             painter.drawPolygon(poly)
         half = HANDLE_PX / 2
@@ -252,6 +260,10 @@ class SlideEditor(QObject):
         painter.restore()
 
     # -- internals -----------------------------------------------------------------------
+    @property
+    def _min_points(self) -> int:
+        return {"POLYLINE": 2, "MULTIPOINT": 1}.get(self._graphic_type, 3)
+
     def _start(self, mode: SlideEditMode, owner: str | None, image_uid: str | None) -> None:
         self.cancel()
         self.mode, self.owner, self._image_uid = mode, owner, image_uid

@@ -131,6 +131,23 @@ def test_draw_a_polygon_by_clicks(viewer: SlideViewer, qtbot: QtBot) -> None:
     assert blocker.args[0] == "uid-9"
 
 
-def test_points_cannot_be_vertex_edited(viewer: SlideViewer) -> None:
-    assert not viewer.editor.edit("uid-1", Region("MULTIPOINT", ((1.0, 2.0),) * 3, IMAGE))
+def test_points_move_and_go_one_by_one(viewer: SlideViewer, qtbot: QtBot) -> None:
+    editor = viewer.editor
+    cells = Region("MULTIPOINT", ((450.0, 350.0), (500.0, 400.0), (560.0, 380.0)), IMAGE)
+    assert editor.edit("cells", cells)
+    QTest.mouseMove(viewer, _screen(viewer, cells.coordinates[1]))
+    QTest.keyClick(viewer, Qt.Key.Key_Delete)
+    start = _screen(viewer, cells.coordinates[2])
+    _drag(viewer, start, start + QPoint(10, 0))
+    with qtbot.waitSignal(editor.sig_region_edited, timeout=2000) as blocker:
+        QTest.keyClick(viewer, Qt.Key.Key_Return)
+    _uid, region = blocker.args
+    assert region.graphic_type == "MULTIPOINT" and len(region.coordinates) == 2
+    assert region.coordinates[0] == cells.coordinates[0]
+    assert region.coordinates[1][0] > cells.coordinates[2][0]
+
+
+def test_what_cannot_be_edited(viewer: SlideViewer) -> None:
+    assert not viewer.editor.edit("uid-1", Region("ELLIPSE", ((1.0, 2.0),) * 4, IMAGE))
+    assert not viewer.editor.edit("uid-1", Region("POINT", ((1.0, 2.0),), IMAGE))
     assert not viewer.editor.active
