@@ -18,10 +18,10 @@ from app.demo.slide_annotations import build_slide_annotations
 from app.domain import AIStatus, StudyRef, Verdict
 from app.errors import ArchiveError
 from app.results import codes
-from app.results.ann_reader import read_bulk_annotations
+from app.results.ann_reader import ANN_SOP_CLASS, read_bulk_annotations
 from app.review.slide_regions import ADDED_LABEL
 from tests.pathology.slide_data import small_slide
-from tests.ui.qt_helpers import dispose
+from tests.ui.qt_helpers import LoopDriver, dispose
 from tests.ui.test_review_ui import answer_modal
 from ui.review_dialogs import FindingDialog
 from ui.workstation import Workstation
@@ -66,7 +66,7 @@ def _screen(view: SlideViewer, point: tuple[float, ...]) -> QPoint:
 
 
 def test_edit_and_add_regions_on_the_slide(
-    station: Workstation, slide_view: SlideViewer, qtbot: QtBot
+    station: Workstation, slide_view: SlideViewer, qtbot: QtBot, loop: LoopDriver
 ) -> None:
     slide = small_slide()
     ann = build_slide_annotations(slide)
@@ -130,5 +130,18 @@ def test_edit_and_add_regions_on_the_slide(
     assert region.graphic_type == "POLYGON"
     assert region.referenced_sop_uid == str(slide.levels[0].SOPInstanceUID)
     assert any(layer.group.label == ADDED_LABEL for layer in slide_view.layers)
+
+    # Submit: the assessment SR and the edited annotations, in the outbox together.
+    for uid in session.undecided():
+        session.confirm(uid)
+    services = controller.services
+    assert services is not None
+    before = {i.sop_instance_uid for i in services.outbox.items()}
+    receipt = loop.run(controller.submit())
+    assert receipt is not None and len(receipt.edited_uids) == 1
+    queued = {i.sop_instance_uid: i for i in services.outbox.items()}
+    assert set(queued) - before == set(receipt.sop_uids)
+    assert queued[receipt.edited_uids[0]].sop_class_uid == ANN_SOP_CLASS
+    assert controller.session is None
     controller.close()
     assert not slide_view.editor.active
