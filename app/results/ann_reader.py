@@ -30,7 +30,8 @@ CERTAINTY = Code("111012", "DCM", "Certainty of Finding")
 COUNT = Code("C25463", "NCIt", "Count")
 POSITIVE_FRACTION = Code("POSITIVE_FRACTION", "99AIRC", "Positive fraction")
 UNITY = Code("1", "UCUM", "no units")
-_SIGN = re.compile(r"\b(positive|negative)\s*$", re.IGNORECASE)
+# "... positive" / "... negative", also as the reader's edited version of such a group
+_SIGN = re.compile(r"\b(positive|negative)\s*(\(reader-(?:edited|added)\))?\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

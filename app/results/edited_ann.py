@@ -178,8 +178,9 @@ def _edited_buckets(
         key = (*_key(ftype), graphic_type)
         if key not in buckets:
             base = str(g.label) if ftype.same_concept(prop) else ftype.meaning
+            manual = g.algorithm_identification is None  # drawn by a reader before
             buckets[key] = _Bucket(
-                label=_fit(base, EDITED),
+                label=_fit(base, ADDED if manual else EDITED),
                 category=(
                     _code(g.annotated_property_category)
                     if ftype.same_concept(prop)
@@ -188,7 +189,7 @@ def _edited_buckets(
                 prop=ftype,
                 graphic_type=graphic_type,
                 source=g,
-                generation=_GEN.SEMIAUTOMATIC,
+                generation=_GEN.MANUAL if manual else _GEN.SEMIAUTOMATIC,
             )
         return buckets[key]
 
@@ -394,6 +395,10 @@ def _reference_original(edited: Dataset, original: Dataset) -> None:
 
 # -- helpers -------------------------------------------------------------------------------
 def _fit(text: str, suffix: str = "") -> str:
+    """``text`` + ``suffix`` within VR LO; a suffix already there is not added again."""
+    for old in (EDITED, ADDED):
+        if suffix and text.endswith(old):
+            text = text[: -len(old)]
     return text[: _LO - len(suffix)].rstrip() + suffix
 
 

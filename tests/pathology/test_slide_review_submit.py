@@ -235,3 +235,62 @@ def test_edited_ann_refuses_input_that_does_not_fit() -> None:
         build_edited_ann(
             assessment, slide.levels[0], series_instance_uid="1.2.3", sop_instance_uid="1.2.4"
         )
+
+
+def test_an_edited_ann_can_be_reviewed_and_edited_again(tmp_path: Path) -> None:
+    """The second review reads the first one's object: carried-over groups keep their
+    Tracking UIDs, suffixes are not doubled, a reader-drawn group stays MANUAL, and the
+    positive fraction is still derived from edited nuclei groups."""
+    slide = small_slide()
+    ann = build_slide_annotations(slide)
+    image_uid = str(slide.levels[0].SOPInstanceUID)
+    first = ReviewSession(
+        slide.study_uid, [read_bulk_annotations(ann).result], READER, new_uid=generate_uid
+    )
+    _decide(first, image_uid)
+    (assessment,) = first.assessments()
+    edited = build_edited_ann(
+        assessment, ann, series_instance_uid=generate_uid(), sop_instance_uid=generate_uid()
+    )
+    read = read_bulk_annotations(edited)
+    assert {g.positive_fraction for g in read.groups if g.is_points} != {None}
+    second = ReviewSession(slide.study_uid, [read.result], READER, new_uid=generate_uid)
+    kept_points = {
+        i.tracking_uid for i in first.items if i.current.regions[0].graphic_type == "MULTIPOINT"
+    }
+    assert kept_points <= {i.tracking_uid for i in second.items}
+    for item in second.items:
+        finding = item.current
+        if finding.regions[0].graphic_type == "MULTIPOINT":
+            pts = finding.regions[0].coordinates
+            region = replace(finding.regions[0], coordinates=pts[1:])
+            second.modify(item.tracking_uid, replace(finding, regions=(region,)))
+        elif finding.regions[0].coordinates[0] == ADDED_REGION[0]:  # the reader's own
+            coords = ((90.0, 90.0), *finding.regions[0].coordinates[1:])
+            region = replace(finding.regions[0], coordinates=coords)
+            second.modify(item.tracking_uid, replace(finding, regions=(region,)))
+        else:
+            second.confirm(item.tracking_uid)
+    (again,) = second.assessments()
+    twice = build_edited_ann(
+        again, edited, series_instance_uid=generate_uid(), sop_instance_uid=generate_uid()
+    )
+    back = read_bulk_annotations(twice)
+    assert back.result.predecessor_uids == (str(edited.SOPInstanceUID),)
+    labels = sorted(g.label for g in back.groups)
+    assert labels == sorted(
+        [
+            f"Tumor region{EDITED}",
+            f"Ki-67 nucleus positive{EDITED}",
+            f"Ki-67 nucleus negative{EDITED}",
+            f"{NEOPLASM.meaning}{ADDED}",
+        ]
+    )
+    gen = {
+        str(g.AnnotationGroupLabel): str(g.AnnotationGroupGenerationType)
+        for g in twice.AnnotationGroupSequence
+    }
+    assert gen[f"{NEOPLASM.meaning}{ADDED}"] == "MANUAL"
+    assert gen[f"Ki-67 nucleus positive{EDITED}"] == "SEMIAUTOMATIC"
+    assert {g.positive_fraction for g in back.groups if g.is_points} != {None}
+    assert ann_errors(write(twice, tmp_path / "twice.dcm")) == []
