@@ -46,6 +46,7 @@ class SlideViewer(QWidget):
     """Shows one slide pyramid from ``source`` with ``groups`` drawn over it."""
 
     sig_view_changed = Signal()
+    sig_groups_changed = Signal()  # set_groups replaced the groups shown (legend refresh)
     _sig_tile = Signal(object)  # TileKey, from worker threads (queued)
 
     def __init__(
@@ -313,3 +314,4 @@ class SlideViewer(QWidget):
             layers.append(layer)
         self.layers = layers
         self.update()
+        self.sig_groups_changed.emit()

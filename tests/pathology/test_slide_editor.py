@@ -151,3 +151,28 @@ def test_what_cannot_be_edited(viewer: SlideViewer) -> None:
     assert not viewer.editor.edit("uid-1", Region("ELLIPSE", ((1.0, 2.0),) * 4, IMAGE))
     assert not viewer.editor.edit("uid-1", Region("POINT", ((1.0, 2.0),), IMAGE))
     assert not viewer.editor.active
+
+
+def test_set_groups_keeps_visibility_and_tells(viewer: SlideViewer, qtbot: QtBot) -> None:
+    from app.domain import Code
+    from app.results.ann_reader import AnnotationGroupInfo
+
+    code = Code("1", "99X", "x")
+
+    def group(number: int, x: float) -> AnnotationGroupInfo:
+        shape = np.array([[x, 10.0], [x + 50, 10.0], [x + 50, 60.0]], dtype=np.float32)
+        return AnnotationGroupInfo(
+            number, f"g{number}", "g", code, code, "POLYGON", (255, 0, 0), (shape,), None
+        )
+
+    first = group(1, 10.0)
+    viewer.set_groups([first])
+    viewer.set_group_visible(1, False)
+    layer = viewer.layers[0]
+    with qtbot.waitSignal(viewer.sig_groups_changed, timeout=1000):
+        viewer.set_groups([first, group(2, 100.0)])
+    assert viewer.layers[0] is layer  # unchanged group: same layer
+    moved = group(1, 20.0)
+    viewer.set_groups([moved, group(2, 100.0)])
+    assert viewer.layers[0].group is moved and not viewer.layers[0].visible
+    assert viewer.layers[1].visible
