@@ -24,7 +24,7 @@ from app.errors import CompanionError
 from app.results.ann_reader import AnnotationGroupInfo, is_bulk_annotations, read_bulk_annotations
 from app.review.services import ReviewServices
 from app.review.session import ReviewSession
-from app.review.slide_regions import reader_groups
+from app.review.slide_regions import reader_groups, slide_image_uid, slide_region
 from app.review.submit import ImageRef, SubmitReceipt, submit_review
 from ui.async_ops import AsyncOps, OpFailed
 from ui.findings_panel import FindingsPanel
@@ -310,32 +310,13 @@ class ReviewController(QObject):
         return finding.regions[0]
 
     def _slide_region(self, uid: str) -> Region | None:
-        """The region of a slide (bulk annotations) finding, when a slide editor is connected."""
+        """The region of a slide finding, when a slide editor is connected."""
         if self.session is None or self._slide_editor is None:
             return None
-        try:
-            item = self.session.item(uid)
-        except CompanionError:
-            return None
-        finding = item.current
-        slide = finding.template == "ANN" or (
-            item.verdict is Verdict.ADDED
-            and bool(finding.regions)
-            and finding.regions[0].referenced_sop_uid == self._slide_image_uid()
-        )
-        return finding.regions[0] if slide and finding.regions else None
+        return slide_region(self.session, uid)
 
     def _slide_image_uid(self) -> str:
-        """The slide image the AI's annotations are on ("" for a study without any)."""
-        if self.session is None:
-            return ""
-        for result in self.session.results:
-            if result.template == "ANN":
-                for finding in result.findings:
-                    for region in finding.regions[:1]:
-                        if region.referenced_sop_uid:
-                            return region.referenced_sop_uid
-        return ""
+        return slide_image_uid(self.session) if self.session is not None else ""
 
     def _show_slide_groups(self) -> None:
         """The reader's version of the slide's groups on the slide viewer."""

@@ -15,9 +15,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from app.domain import Code, Verdict
+from app.domain import Code, Region, Verdict
+from app.errors import ReviewError
 from app.results.ann_reader import AnnotationGroupInfo, annotation_tracking_uid
-from app.review.session import ReviewItem
+from app.review.session import ReviewItem, ReviewSession
 
 ADDED_LABEL = "(reader-added)"
 ADDED_COLOUR = (0, 230, 255)  # cyan: not one of the demo's AI colours
@@ -104,3 +105,33 @@ def _added(items: Sequence[ReviewItem], next_number: int) -> list[AnnotationGrou
         )
         for n, (kind, shapes) in enumerate(sorted(by_type.items()))
     ]
+
+
+def slide_image_uid(session: ReviewSession) -> str:
+    """The slide image the study's AI annotations are on ("" when it has none)."""
+    for result in session.results:
+        if result.template == "ANN":
+            for finding in result.findings:
+                for region in finding.regions[:1]:
+                    if region.referenced_sop_uid:
+                        return region.referenced_sop_uid
+    return ""
+
+
+def slide_region(session: ReviewSession, tracking_uid: str) -> Region | None:
+    """The current region of a slide finding (an AI annotation, or one the reader added on
+    the slide image); None for any other finding or one without a region."""
+    try:
+        item = session.item(tracking_uid)
+    except ReviewError:
+        return None
+    finding = item.current
+    if not finding.regions:
+        return None
+    region = finding.regions[0]
+    on_slide = finding.template == "ANN" or (
+        item.verdict is Verdict.ADDED
+        and bool(region.referenced_sop_uid)
+        and region.referenced_sop_uid == slide_image_uid(session)
+    )
+    return region if on_slide else None

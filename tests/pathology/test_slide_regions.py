@@ -12,7 +12,13 @@ from app.domain import Code, Reader, Region
 from app.results import codes
 from app.results.ann_reader import read_bulk_annotations
 from app.review.session import ReviewSession
-from app.review.slide_regions import ADDED_COLOUR, ADDED_LABEL, reader_groups
+from app.review.slide_regions import (
+    ADDED_COLOUR,
+    ADDED_LABEL,
+    reader_groups,
+    slide_image_uid,
+    slide_region,
+)
 from tests.pathology.slide_data import small_slide
 
 READER = Reader("dr.path", "PATH^OLOGIST")
@@ -62,3 +68,8 @@ def test_decisions_change_what_is_shown() -> None:
     polygon = next(g for g in added if g.graphic_type == "POLYGON")
     np.testing.assert_allclose(polygon.shapes[0], np.asarray(square))
     assert next(g for g in added if g.is_points).count == 2
+    assert slide_image_uid(session) == image
+    added_uid = next(i.tracking_uid for i in session.items if i.original is None)
+    assert slide_region(session, added_uid) == session.item(added_uid).current.regions[0]
+    assert slide_region(session, tumors[2].tracking_uid) is not None
+    assert slide_region(session, "no-such-uid") is None
