@@ -21,13 +21,16 @@ from app.audit.events import AuditEvent, EventKind
 from app.audit.events import Outcome as AuditOutcome
 from app.domain import AIResult, AIStatus, Finding, Region, StudyRef, Verdict
 from app.errors import CompanionError
+from app.results.ann_reader import AnnotationGroupInfo, is_bulk_annotations, read_bulk_annotations
 from app.review.services import ReviewServices
 from app.review.session import ReviewSession
+from app.review.slide_regions import reader_groups, slide_image_uid, slide_region
 from app.review.submit import ImageRef, SubmitReceipt, submit_review
 from ui.async_ops import AsyncOps, OpFailed
 from ui.findings_panel import FindingsPanel
 from ui.review_dialogs import FindingDialog, RejectDialog
 from ui.study_view import StudyView
+from viewers.slide_editor import SlideEditor
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +64,26 @@ class ReviewController(QObject):
         self._study: StudyRef | None = None
         self._submitting = False
         self._images: dict[str, ImageRef] = {}  # images regions were drawn on
+        self._slide_editor: SlideEditor | None = None  # see connect_editor
+        self._slide_groups: tuple[AnnotationGroupInfo, ...] = ()  # the AI's, as read
         editor = study_view.viewer.editor
         editor.sig_region_edited.connect(self._on_region_edited)
         editor.sig_region_drawn.connect(self._on_region_drawn)
         panel.sig_action.connect(self.act)
+
+    def connect_editor(self, editor: SlideEditor) -> None:
+        """Review slide findings (bulk annotations) on a slide viewer's ``editor``: E edits a
+        region's vertices, D redraws it, A draws a missed region, and the slide view shows
+        the reader's version of the groups after every change. Call it again for a new
+        viewer; the previous one is let go."""
+        if self._slide_editor is not None:
+            self._slide_editor.cancel()
+            self._slide_editor.sig_region_edited.disconnect(self._on_region_edited)
+            self._slide_editor.sig_region_drawn.disconnect(self._on_region_drawn)
+        self._slide_editor = editor
+        editor.sig_region_edited.connect(self._on_region_edited)
+        editor.sig_region_drawn.connect(self._on_region_drawn)
+        self._show_slide_groups()
 
     def set_dialog_parent(self, widget: QWidget) -> None:
         """Where the reject / modify dialogs open (the sidecar, when it is the window shown)."""
@@ -83,6 +102,12 @@ class ReviewController(QObject):
         self.close()
         self._study = study
         self._ai_srs = dict(ai_srs)
+        self._slide_groups = tuple(
+            g
+            for ds in self._ai_srs.values()
+            if is_bulk_annotations(ds)
+            for g in read_bulk_annotations(ds).groups
+        )
         if self.services is None:
             findings = [f for r in results if r.readable for f in r.findings]
             self.panel.set_findings(findings, status, problems)
@@ -100,11 +125,15 @@ class ReviewController(QObject):
         session.subscribe(self._on_session_changed)
         self.panel.set_review(session, status, problems)
         self._audit_open(study, results)
+        self._show_slide_groups()
         if restored:
             self.sig_message.emit(f"Restored {restored} unsubmitted decision(s) from your draft")
 
     def close(self) -> None:
         self.study_view.viewer.editor.cancel()
+        if self._slide_editor is not None:
+            self._slide_editor.cancel()
+        self._slide_groups = ()
         self.session = None
         self._ai_srs = {}
         self._images = {}
@@ -136,6 +165,8 @@ class ReviewController(QObject):
         }
         if name in ("undo", "redo"):
             self.study_view.viewer.editor.cancel()  # an edit in progress is of the old state
+            if self._slide_editor is not None:
+                self._slide_editor.cancel()
         try:
             if name == "undo":
                 session.undo() if session.can_undo else self.sig_message.emit("Nothing to undo")
@@ -166,6 +197,12 @@ class ReviewController(QObject):
 
     def _select(self, uid: str) -> None:
         self.panel.select(uid)
+        region = self._slide_region(uid)
+        if region is not None and self._slide_editor is not None:
+            xs = [p[0] for p in region.coordinates]
+            ys = [p[1] for p in region.coordinates]
+            self._slide_editor.viewer.show_region(min(xs), min(ys), max(xs), max(ys))
+            return
         self.study_view.show_finding(uid)
 
     def _advance(self, uid: str) -> None:
@@ -219,17 +256,41 @@ class ReviewController(QObject):
         self._select(uid)
 
     def _edit_region(self, uid: str) -> None:
+        slide = self._slide_region(uid)
+        if slide is not None and self._slide_editor is not None:
+            self._select(uid)
+            if self._slide_editor.edit(uid, slide):
+                self.sig_message.emit(
+                    "Drag a corner to move it, Backspace removes the one under the cursor; "
+                    "Enter keeps, Esc cancels"
+                )
+            else:
+                self.sig_message.emit("Only outlines can be edited corner by corner; redraw (D)")
+            return
         region = self._region_on_screen(uid)
         if region is not None:
             self.study_view.viewer.editor.edit(uid, region)
             self.sig_message.emit("Drag to move, drag a handle to resize; Enter keeps, Esc cancels")
 
     def _redraw_region(self, uid: str) -> None:
+        slide = self._slide_region(uid)
+        if slide is not None and self._slide_editor is not None:
+            self._select(uid)
+            self._slide_editor.draw(slide.referenced_sop_uid or "", owner=uid)
+            self.sig_message.emit("Click the new outline's corners; Enter closes, Esc cancels")
+            return
         region = self._region_on_screen(uid)
         if region is not None and self.study_view.viewer.editor.redraw(uid, region):
             self.sig_message.emit("Draw the new outline on the image; Esc cancels")
 
     def _add(self) -> None:
+        image_uid = self._slide_image_uid()
+        if image_uid and self._slide_editor is not None:
+            self._slide_editor.draw(image_uid)
+            self.sig_message.emit(
+                "Click the missed region's corners on the slide; Enter closes, Esc cancels"
+            )
+            return
         if self.study_view.volume is None:
             self.sig_message.emit("Open an image series to draw the missed finding on")
             return
@@ -247,6 +308,23 @@ class ReviewController(QObject):
             self.sig_message.emit("The finding's image is not on screen")
             return None
         return finding.regions[0]
+
+    def _slide_region(self, uid: str) -> Region | None:
+        """The region of a slide finding, when a slide editor is connected."""
+        if self.session is None or self._slide_editor is None:
+            return None
+        return slide_region(self.session, uid)
+
+    def _slide_image_uid(self) -> str:
+        return slide_image_uid(self.session) if self.session is not None else ""
+
+    def _show_slide_groups(self) -> None:
+        """The reader's version of the slide's groups on the slide viewer."""
+        if self._slide_editor is None or not self._slide_groups or self.session is None:
+            return
+        self._slide_editor.viewer.set_groups(
+            reader_groups(self._slide_groups, self.session.items)
+        )
 
     def _remember_image(self, region: Region) -> None:
         """Where the image a region is on lives, for an SR that must reference it."""
@@ -303,6 +381,7 @@ class ReviewController(QObject):
             self.ops.show_error(f"Your draft could not be saved: {exc}")
         self.panel.refresh_review()
         self.study_view.set_findings(self.current_findings())
+        self._show_slide_groups()
 
     # -- submit --------------------------------------------------------------------------
     async def submit(self) -> SubmitReceipt | None:

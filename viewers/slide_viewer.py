@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
@@ -34,6 +34,7 @@ from PySide6.QtWidgets import QWidget
 
 from app.archive.tiles import TileKey, TileSource
 from app.results.ann_reader import AnnotationGroupInfo
+from viewers.slide_editor import SlideEditor
 from viewers.slide_overlays import GroupLayer, layers_for
 from viewers.slide_viewport import SlideViewport
 
@@ -45,6 +46,7 @@ class SlideViewer(QWidget):
     """Shows one slide pyramid from ``source`` with ``groups`` drawn over it."""
 
     sig_view_changed = Signal()
+    sig_groups_changed = Signal()  # set_groups replaced the groups shown (legend refresh)
     _sig_tile = Signal(object)  # TileKey, from worker threads (queued)
 
     def __init__(
@@ -64,6 +66,8 @@ class SlideViewer(QWidget):
         self.tiles_arrived = 0
         self._closed = False
         self._closing = threading.Lock()  # workers never signal a closed widget
+        # Callables drawing over the annotation layers (the region editor's handles).
+        self.overlay_painters: list[Callable[[QPainter], None]] = []
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setMouseTracking(True)
         self.setMinimumSize(320, 240)
@@ -71,6 +75,7 @@ class SlideViewer(QWidget):
         self.viewport.width, self.viewport.height = self.width(), self.height()
         self.viewport.fit()
         self.source.request(self.viewport.visible_tiles(self._overview, margin=99), self._arrived)
+        self.editor = SlideEditor(self)
 
     # -- intent ---------------------------------------------------------------
     def zoom(self, factor: float, anchor: tuple[float, float] | None = None) -> None:
@@ -167,6 +172,8 @@ class SlideViewer(QWidget):
         view = QRectF(0, 0, self.width(), self.height())
         for layer in self.layers:
             layer.paint(painter, vp.to_screen, view)
+        for paint in self.overlay_painters:
+            paint(painter)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
         self._draw_minimap(painter)
         self._draw_scale_bar(painter)
@@ -290,3 +297,21 @@ class SlideViewer(QWidget):
         painter.fillRect(box, QColor(0, 0, 0, 150))
         painter.setPen(QColor(255, 255, 255))
         painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
+
+    # -- the reader's version of the groups ------------------------------------------------
+    def set_groups(self, groups: Sequence[AnnotationGroupInfo]) -> None:
+        """Show ``groups`` instead (e.g. ``app.review.slide_regions.reader_groups``); each
+        group number keeps its visibility and opacity, unchanged groups keep their layer."""
+        old = {layer.group.number: layer for layer in self.layers}
+        layers = []
+        for group in groups:
+            layer = old.get(group.number)
+            if layer is None or layer.group is not group:
+                new = GroupLayer(group)
+                if layer is not None:
+                    new.visible, new.opacity = layer.visible, layer.opacity
+                layer = new
+            layers.append(layer)
+        self.layers = layers
+        self.update()
+        self.sig_groups_changed.emit()

@@ -160,7 +160,7 @@ class AIResult:
 
     @property
     def editable(self) -> bool:
-        return self.readable and self.template == "TID1500"
+        return self.readable and self.template in ("TID1500", "ANN")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ finding with its region, and each group of points is one finding whose region is
 the MULTIPOINT of all its points, with the count as a measurement. Groups of the
 same property type labelled "... positive" and "... negative" get a derived
 positive fraction, positive / (positive + negative) (docs/conformance.md).
+The findings are decidable like TID 1500 ones; ``app.results.edited_ann`` writes the
+reader's version back.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ CERTAINTY = Code("111012", "DCM", "Certainty of Finding")
 COUNT = Code("C25463", "NCIt", "Count")
 POSITIVE_FRACTION = Code("POSITIVE_FRACTION", "99AIRC", "Positive fraction")
 UNITY = Code("1", "UCUM", "no units")
-_SIGN = re.compile(r"\b(positive|negative)\s*$", re.IGNORECASE)
+# "... positive" / "... negative", also as the reader's edited version of such a group
+_SIGN = re.compile(r"\b(positive|negative)\s*(\(reader-(?:edited|added)\))?\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -78,11 +81,15 @@ def read_bulk_annotations(ds: Dataset) -> SlideAnnotations:
     except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
         raise ResultParseError(f"bulk annotations {ds.get('SOPInstanceUID', '')}: {exc}") from exc
     groups = _with_positive_fractions(groups)
-    refs = tuple(
-        str(item.ReferencedSOPInstanceUID)
+    listed = [
+        (str(item.ReferencedSOPInstanceUID), str(item.get("ReferencedSOPClassUID", "")))
         for series in ds.get("ReferencedSeriesSequence") or []
         for item in series.get("ReferencedInstanceSequence") or []
-    )
+    ]
+    # Another ANN listed in the Common Instance Reference is one this object supersedes
+    # (how the reader-edited annotations name the AI's: docs/conformance.md).
+    refs = tuple(uid for uid, sop_class in listed if sop_class != ANN_SOP_CLASS)
+    predecessors = tuple(uid for uid, sop_class in listed if sop_class == ANN_SOP_CLASS)
     algorithm = _algorithm(ds)
     sop_uid = str(ds.SOPInstanceUID)
     findings: list[Finding] = []
@@ -95,8 +102,16 @@ def read_bulk_annotations(ds: Dataset) -> SlideAnnotations:
         template="ANN",
         algorithm=algorithm,
         findings=tuple(findings),
+        predecessor_uids=predecessors,
     )
     return SlideAnnotations(result, tuple(groups), refs)
+
+
+def annotation_tracking_uid(group_uid: str, index: int) -> str:
+    """The Tracking UID of annotation ``index`` (0-based) of a group, or of the whole
+    group of points (``index`` -1). Made from the Annotation Group UID, so it is the
+    same on every read and in an edited object that carries the group over unchanged."""
+    return name_based_uid(f"ann-{group_uid}-{index}")
 
 
 def _group(
@@ -156,7 +171,7 @@ def _findings(
         measurements: tuple[Measurement, ...],
     ) -> Finding:
         return Finding(
-            tracking_uid=name_based_uid(f"ann-{sop_uid}-{g.uid}-{index}"),
+            tracking_uid=annotation_tracking_uid(g.uid, index),
             tracking_id=f"{g.label} {index + 1}" if index >= 0 else g.label,
             finding=g.property_type,
             site=None,
@@ -167,7 +182,6 @@ def _findings(
             measurements=measurements,
             source_sop_uid=sop_uid,
             template="ANN",
-            editable=False,
         )
 
     if g.is_points:
@@ -198,7 +212,7 @@ def _findings(
 
 def _algorithm(ds: Dataset) -> Algorithm:
     for group in ds.get("AnnotationGroupSequence") or []:
-        for item in group.get("AlgorithmIdentificationSequence") or []:
+        for item in group.get("AnnotationGroupAlgorithmIdentificationSequence") or []:
             return Algorithm(
                 name=str(item.get("AlgorithmName", "")),
                 version=str(item.get("AlgorithmVersion", "")),

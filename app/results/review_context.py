@@ -19,6 +19,7 @@ from pydicom.valuerep import DT
 
 from app.domain import Assessment, Finding, Reader, Verdict
 from app.results import codes
+from app.results.ann_reader import ANN_SOP_CLASS
 from app.results.sr_reader import SR_SOP_CLASSES
 from app.results.sr_writer import concept
 
@@ -76,8 +77,10 @@ def check_assessed(assessment: Assessment, ai_sr: Dataset) -> None:
     for keyword in ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "SOPClassUID"):
         if not ai_sr.get(keyword):
             raise ValueError(f"ai_sr lacks {keyword}")
-    if str(ai_sr.SOPClassUID) not in SR_SOP_CLASSES:
-        raise ValueError(f"ai_sr must be an SR instance, got SOP class {ai_sr.SOPClassUID}")
+    if str(ai_sr.SOPClassUID) not in SR_SOP_CLASSES and str(ai_sr.SOPClassUID) != ANN_SOP_CLASS:
+        raise ValueError(
+            f"ai_sr must be an SR or bulk annotations instance, got SOP class {ai_sr.SOPClassUID}"
+        )
     if str(ai_sr.SOPInstanceUID) != assessment.assessed.sop_instance_uid:
         raise ValueError(
             f"ai_sr {ai_sr.SOPInstanceUID} is not the assessed AI result "

@@ -2,7 +2,8 @@
 
 ``submit_review`` builds, for every assessed AI result, an assessment SR and —
 when the reader modified or added findings — an edited TID 1500 SR with a new
-SOP Instance UID; then commits, in one SQLite transaction on the journal:
+SOP Instance UID (for slide annotations, an edited bulk annotations object:
+``app.results.edited_ann``); then commits, in one SQLite transaction on the journal:
 the frozen SRs (the outbox), the submission and its decisions (``ReviewStore``),
 one audit entry per decision plus one for the submit, and the removal of the
 draft. The background sender stores the SRs afterwards; nothing here talks to
@@ -24,6 +25,7 @@ from app.delivery.outbox import Outbox, OutgoingObject
 from app.domain import Assessment, Decision
 from app.errors import ReviewError
 from app.results.assessment_writer import build_assessment_sr
+from app.results.edited_ann import ann_changed, build_edited_ann, is_ann_assessment
 from app.results.edited_sr import build_edited_sr
 from app.results.review_context import evidence_refs
 from app.review.session import ReviewSession
@@ -74,8 +76,14 @@ def build_review_objects(
             raise ReviewError(
                 f"the assessed AI result {sop_uid} was not loaded with the study; reopen it"
             )
-        edited = None
-        if assessment.changed:
+        edited: Dataset | None = None
+        if is_ann_assessment(assessment) and ann_changed(assessment):
+            uid = new_uid()
+            edited = build_edited_ann(
+                assessment, ai_sr, series_instance_uid=new_uid(), sop_instance_uid=uid
+            )
+            edited_uids.append(uid)
+        elif assessment.changed:
             uid = new_uid()
             edited = build_edited_sr(
                 assessment,
@@ -100,7 +108,10 @@ def build_review_objects(
         )
         assessment_uids.append(uid)
         if edited is not None:
-            objects.append(OutgoingObject(edited, label="edited AI result SR"))
+            label = (
+                "edited AI annotations" if is_ann_assessment(assessment) else "edited AI result SR"
+            )
+            objects.append(OutgoingObject(edited, label=label))
     return objects, assessment_uids, edited_uids
 
 

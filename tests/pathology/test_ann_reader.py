@@ -111,4 +111,4 @@ def test_findings_of_a_slide_study_from_orthanc(empty_orthanc: OrthancServer) ->
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "(ANN, read-only)" in proc.stdout and "Positive fraction" in proc.stdout
+    assert "(ANN, editable)" in proc.stdout and "Positive fraction" in proc.stdout
