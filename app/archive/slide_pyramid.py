@@ -5,6 +5,12 @@ ordered base (finest) first. A level maps a tile (column, row) to its frame numb
 TILED_FULL frames go row by row, left to right (one focal plane, one optical
 path); TILED_SPARSE frames say where they are in the per-frame Plane Position
 (Slide) Sequence, and a tile no frame covers is missing.
+
+Other converters differ (tests/pathology/test_third_party_slide.py): OrthancWSIDicomizer
+writes no ImageType and no Dimension Organization Type, but per-frame positions,
+and splits a large level into several instances (a concatenation). Per-frame
+positions are used whenever they are present; instances of the same matrix size
+and tile size are one level, each tile remembering which instance holds it.
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ class SlideLevel:
     spacing_mm: tuple[float, float]  # (row spacing, column spacing)
     transfer_syntax: str = ""
     sparse: dict[tuple[int, int], int] | None = field(default=None, compare=False)
+    # the instance holding each tile, when the level spans several instances
+    tile_sops: dict[tuple[int, int], str] | None = field(default=None, compare=False)
+    frame_offset: int = field(default=0, compare=False)  # Concatenation Frame Offset Number
 
     @property
     def tiles_across(self) -> int:
@@ -51,6 +60,12 @@ class SlideLevel:
             return self.sparse.get((col, row))
         number = row * self.tiles_across + col + 1
         return number if number <= self.frames else None
+
+    def sop_for(self, col: int, row: int) -> str:
+        """The SOP Instance UID of the instance holding tile (col, row)."""
+        if self.tile_sops is not None:
+            return self.tile_sops.get((col, row), self.sop_uid)
+        return self.sop_uid
 
 
 @dataclass(frozen=True)
@@ -79,11 +94,61 @@ class SlidePyramid:
 def read_pyramid(archive: ImageArchive, study_uid: str, series_uid: str) -> SlidePyramid:
     """The series' pyramid; raises ``ArchiveError`` when it holds no whole-slide levels."""
     metadata = archive.retrieve_series_metadata(study_uid, series_uid)
-    levels = [lvl for item in metadata if (lvl := level_from_json(item)) is not None]
-    if not levels:
+    parts = [lvl for item in metadata if (lvl := level_from_json(item)) is not None]
+    if not parts:
         raise ArchiveError(f"series {series_uid} has no whole-slide image levels")
+    levels = merge_instances(parts)
     levels.sort(key=lambda lvl: -lvl.width * lvl.height)
     return SlidePyramid(study_uid, series_uid, tuple(levels))
+
+
+def merge_instances(parts: list[SlideLevel]) -> list[SlideLevel]:
+    """One level per matrix and tile size: instances that split a level are joined,
+    each tile mapped to its instance and frame there."""
+    groups: dict[tuple[int, int, int, int], list[SlideLevel]] = {}
+    for part in parts:
+        groups.setdefault((part.width, part.height, part.tile_width, part.tile_height), []).append(
+            part
+        )
+    out = []
+    for group in groups.values():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        frames: dict[tuple[int, int], int] = {}
+        sops: dict[tuple[int, int], str] = {}
+        for part in group:
+            for key, number in _tile_frames(part).items():
+                if key not in frames:
+                    frames[key] = number
+                    sops[key] = part.sop_uid
+        first = group[0]
+        out.append(
+            SlideLevel(
+                sop_uid=first.sop_uid,
+                width=first.width,
+                height=first.height,
+                tile_width=first.tile_width,
+                tile_height=first.tile_height,
+                frames=sum(p.frames for p in group),
+                spacing_mm=first.spacing_mm,
+                transfer_syntax=first.transfer_syntax,
+                sparse=frames,
+                tile_sops=sops,
+            )
+        )
+    return out
+
+
+def _tile_frames(level: SlideLevel) -> dict[tuple[int, int], int]:
+    if level.sparse is not None:
+        return dict(level.sparse)
+    # TILED_FULL split across a concatenation: this part starts at its frame offset
+    out = {}
+    for k in range(level.frames):
+        index = level.frame_offset + k
+        out[(index % level.tiles_across, index // level.tiles_across)] = k + 1
+    return out
 
 
 def level_from_json(item: dict[str, Any]) -> SlideLevel | None:
@@ -103,9 +168,11 @@ def level_from_json(item: dict[str, Any]) -> SlideLevel | None:
     except (AttributeError, TypeError, ValueError):
         return None
     spacing = _spacing(ds)
-    sparse = None
-    if str(ds.get("DimensionOrganizationType", "")).upper() == "TILED_SPARSE":
-        sparse = _sparse_map(ds, tile_w, tile_h)
+    # per-frame positions, where given, say where each frame is (TILED_SPARSE must give
+    # them; some converters give them for a full tiling and omit the organization type)
+    sparse = _sparse_map(ds, tile_w, tile_h) or None
+    if sparse is None and str(ds.get("DimensionOrganizationType", "")).upper() == "TILED_SPARSE":
+        sparse = {}
     return SlideLevel(
         sop_uid=str(ds.SOPInstanceUID),
         width=width,
@@ -116,6 +183,7 @@ def level_from_json(item: dict[str, Any]) -> SlideLevel | None:
         spacing_mm=spacing,
         transfer_syntax=str(item.get("00020010", {}).get("Value", [""])[0]),
         sparse=sparse,
+        frame_offset=int(ds.get("ConcatenationFrameOffsetNumber", 0) or 0),
     )
 
 

@@ -6,8 +6,10 @@ DICOMweb plugin parses the whole instance for every frames request, DESIGN.md §
 fetches them on a small pool, decodes each frame on another pool, keeps the result
 in an LRU cache bounded in bytes, and calls ``on_tile(key, rgb or None)`` on a worker
 thread. None means blank: a tile outside the slide, one no frame covers
-(TILED_SPARSE), or one that failed to arrive or decode (logged, retried on a later
-request). The view adapts this to its own thread.
+(TILED_SPARSE), or one that failed to arrive or decode (logged, and asked for again
+only on a request at least ``retry_after_s`` later, so a view that repaints and
+re-requests what it lacks does not hammer a failing server). ``is_blank`` says which
+tiles a view should stop waiting for. The view adapts this to its own thread.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import io
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -87,8 +90,9 @@ def decode_tile(data: bytes, level: SlideLevel) -> np.ndarray:
     h, w = level.tile_height, level.tile_width
     head = bytes(data[:4])
     if head[:2] == b"\xff\xd8" or head[:4] in (b"\xff\x4f\xff\x51", b"\x00\x00\x00\x0c"):
-        with Image.open(io.BytesIO(data)) as img:
-            rgb = np.asarray(img.convert("RGB"))
+        formats = ("JPEG",) if head[:2] == b"\xff\xd8" else ("JPEG2000",)
+        with Image.open(io.BytesIO(data), formats=formats) as img:
+            rgb = np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
     else:
         n = len(data)
         if n >= h * w * 3:
@@ -115,6 +119,7 @@ class TileSource:
         batch: int = 16,
         fetch_workers: int = 4,
         decode_workers: int = 2,
+        retry_after_s: float = 5.0,
     ) -> None:
         if batch < 1:
             raise ValueError(f"batch must be >= 1, got {batch!r}")
@@ -126,12 +131,29 @@ class TileSource:
         self._decode = ThreadPoolExecutor(decode_workers, thread_name_prefix="tile-decode")
         self._lock = threading.Lock()
         self._in_flight: set[TileKey] = set()
+        self._failed: dict[TileKey, float] = {}  # when it last failed (monotonic)
+        self.retry_after_s = retry_after_s
         self._generation = 0
         self.requests_made = 0
         self.frames_fetched = 0
 
     def cached(self, key: TileKey) -> np.ndarray | None:
         return self.cache.get(key)
+
+    def is_blank(self, key: TileKey) -> bool:
+        """True for a tile that shows blank for now: no frame holds it, or it failed
+        less than ``retry_after_s`` ago (a view need not wait for it)."""
+        if self._location(key) is None:
+            return True
+        failed = self._failed.get(key)
+        return failed is not None and time.monotonic() - failed < self.retry_after_s
+
+    def _location(self, key: TileKey) -> tuple[str, int] | None:
+        if not 0 <= key.level < len(self.pyramid.levels):
+            return None
+        lvl = self.pyramid.levels[key.level]
+        number = lvl.frame_number(key.col, key.row)
+        return None if number is None else (lvl.sop_for(key.col, key.row), number)
 
     def cancel_pending(self) -> None:
         """Requests queued but not yet sent are dropped (the view moved on)."""
@@ -140,27 +162,29 @@ class TileSource:
 
     def request(self, keys: Iterable[TileKey], on_tile: OnTile) -> int:
         """Fetch the tiles not cached or in flight; returns how many were queued."""
-        wanted: dict[int, list[tuple[TileKey, int]]] = {}
+        wanted: dict[tuple[int, str], list[tuple[TileKey, int]]] = {}
+        blank: list[TileKey] = []
+        now = time.monotonic()
         with self._lock:
             generation = self._generation
             for key in keys:
                 if key in self._in_flight or self.cache.get(key) is not None:
                     continue
-                if not 0 <= key.level < len(self.pyramid.levels):
-                    on_tile(key, None)
-                    continue
-                number = self.pyramid.levels[key.level].frame_number(key.col, key.row)
-                if number is None:
-                    on_tile(key, None)
+                where = self._location(key)
+                failed = self._failed.get(key)
+                if where is None or (failed is not None and now - failed < self.retry_after_s):
+                    blank.append(key)
                     continue
                 self._in_flight.add(key)
-                wanted.setdefault(key.level, []).append((key, number))
+                wanted.setdefault((key.level, where[0]), []).append((key, where[1]))
+        for key in blank:
+            on_tile(key, None)
         queued = 0
-        for level, items in wanted.items():
+        for (level, sop_uid), items in wanted.items():
             for i in range(0, len(items), self.batch):
                 chunk = items[i : i + self.batch]
                 queued += len(chunk)
-                self._fetch.submit(self._fetch_batch, level, chunk, on_tile, generation)
+                self._fetch.submit(self._fetch_batch, level, sop_uid, chunk, on_tile, generation)
         return queued
 
     def fetch(
@@ -193,7 +217,12 @@ class TileSource:
         self._decode.shutdown(wait=False, cancel_futures=True)
 
     def _fetch_batch(
-        self, level: int, chunk: list[tuple[TileKey, int]], on_tile: OnTile, generation: int
+        self,
+        level: int,
+        sop_uid: str,
+        chunk: list[tuple[TileKey, int]],
+        on_tile: OnTile,
+        generation: int,
     ) -> None:
         if generation != self._generation:
             self._forget([k for k, _ in chunk])
@@ -201,13 +230,13 @@ class TileSource:
         lvl = self.pyramid.levels[level]
         try:
             frames = self.archive.retrieve_frames(
-                self.pyramid.study_uid, self.pyramid.series_uid, lvl.sop_uid, [n for _, n in chunk]
+                self.pyramid.study_uid, self.pyramid.series_uid, sop_uid, [n for _, n in chunk]
             )
             if len(frames) != len(chunk):
                 raise ValueError(f"asked for {len(chunk)} frames, got {len(frames)}")
         except Exception as exc:  # noqa: BLE001  (a failed request is blank tiles, never a crash)
             log.warning("tiles of level %d not fetched: %s", level, exc)
-            self._forget([k for k, _ in chunk])
+            self._forget([k for k, _ in chunk], failed=True)
             for key, _ in chunk:
                 self._deliver(on_tile, key, None)
             return
@@ -225,12 +254,18 @@ class TileSource:
         except Exception as exc:  # noqa: BLE001
             log.warning("tile %s not decoded: %s", key, exc)
             tile = None
-        self._forget([key])
+        self._forget([key], failed=tile is None)
         self._deliver(on_tile, key, tile)
 
-    def _forget(self, keys: Sequence[TileKey]) -> None:
+    def _forget(self, keys: Sequence[TileKey], *, failed: bool = False) -> None:
         with self._lock:
             self._in_flight.difference_update(keys)
+            now = time.monotonic()
+            for key in keys:
+                if failed:
+                    self._failed[key] = now
+                else:
+                    self._failed.pop(key, None)
 
     @staticmethod
     def _deliver(on_tile: OnTile, key: TileKey, tile: np.ndarray | None) -> None:
