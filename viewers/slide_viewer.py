@@ -166,9 +166,16 @@ class SlideViewer(QWidget):
         painter.fillRect(self.rect(), QColor(40, 40, 44))
         vp = self.viewport
         level = vp.level
+        # edge tiles are padded past the slide (some converters pad with white)
+        (sx0, sy0), (sx1, sy1) = vp.to_screen(
+            np.array([[0.0, 0.0], [vp.pyramid.base.width, vp.pyramid.base.height]])
+        )
+        painter.save()
+        painter.setClipRect(QRectF(sx0, sy0, sx1 - sx0, sy1 - sy0))
         self._draw_level(painter, self._overview)
         if level != self._overview:
             self._draw_level(painter, level)
+        painter.restore()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         view = QRectF(0, 0, self.width(), self.height())
         for layer in self.layers:
