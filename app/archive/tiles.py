@@ -31,6 +31,15 @@ from app.archive.slide_pyramid import SlideLevel, SlidePyramid
 
 log = logging.getLogger(__name__)
 
+# Orthanc's DICOMweb plugin parses the whole instance for every frames request, and
+# one such parse at a time: ~100 ms for a 4,800-frame (52 MB) base level, ~4 ms for a
+# 300-frame one, whatever the number of frames asked (docs/performance.md, "Slide
+# tiles"). So a request() call asks a level in at most PARSE_BUDGET_FRAMES // frames
+# requests (at least one, at most one per fetch worker): small levels are split so
+# decoding starts sooner and runs in parallel, large ones go in one request.
+PARSE_BUDGET_FRAMES = 2000
+MAX_FRAMES_PER_REQUEST = 256  # keeps the frame list of the URL short
+
 
 @dataclass(frozen=True, order=True)
 class TileKey:
@@ -127,6 +136,7 @@ class TileSource:
         self.pyramid = pyramid
         self.cache = TileCache(int(cache_mb * 1024 * 1024))
         self.batch = batch
+        self.fetch_workers = fetch_workers
         self._fetch = ThreadPoolExecutor(fetch_workers, thread_name_prefix="tile-fetch")
         self._decode = ThreadPoolExecutor(decode_workers, thread_name_prefix="tile-decode")
         self._lock = threading.Lock()
@@ -181,11 +191,19 @@ class TileSource:
             on_tile(key, None)
         queued = 0
         for (level, sop_uid), items in wanted.items():
-            for i in range(0, len(items), self.batch):
-                chunk = items[i : i + self.batch]
+            size = self.frames_per_request(level, len(items))
+            for i in range(0, len(items), size):
+                chunk = items[i : i + size]
                 queued += len(chunk)
                 self._fetch.submit(self._fetch_batch, level, sop_uid, chunk, on_tile, generation)
         return queued
+
+    def frames_per_request(self, level: int, count: int) -> int:
+        """How many of ``count`` wanted frames of ``level`` go in one request: at least
+        ``batch``; more for a large instance, which the server parses per request."""
+        frames = max(self.pyramid.levels[level].frames, 1)
+        requests = max(1, min(self.fetch_workers, PARSE_BUDGET_FRAMES // frames))
+        return min(max(self.batch, -(-count // requests)), MAX_FRAMES_PER_REQUEST)
 
     def fetch(
         self, keys: Sequence[TileKey], timeout: float = 60.0
