@@ -1,6 +1,8 @@
 """A slide made by another converter opens: a tiled JPEG TIFF (libtiff's ``tiffcp``),
 converted by Orthanc's own ``OrthancWSIDicomizer`` and uploaded by it to a real
-Orthanc, read into our pyramid and shown by the SlideViewer (issue 6).
+Orthanc, read into our pyramid and shown by the SlideViewer (issue 6). Twice: the
+TIFF's JPEG tiles copied as they are, and re-encoded as JPEG 2000 (lossless, which the
+Dicomizer labels YBR_FULL_422 although the code stream holds RGB).
 
 What the Dicomizer (orthanc-wsi 1.1) writes differently from our demo slide: no
 ImageType, no Dimension Organization Type, per-frame Plane Position (Slide) items,
@@ -52,8 +54,9 @@ def source_image() -> np.ndarray:
     return out
 
 
-def dicomize(image: np.ndarray, folder: Path, orthanc_url: str) -> None:
-    """The image as a tiled JPEG TIFF, then through OrthancWSIDicomizer into Orthanc."""
+def dicomize(image: np.ndarray, folder: Path, orthanc_url: str, compression: str) -> None:
+    """The image as a tiled JPEG TIFF, then through OrthancWSIDicomizer into Orthanc:
+    its JPEG tiles copied as they are, or re-encoded as ``compression``."""
     strip, tiled = folder / "strip.tif", folder / "tiled.tif"
     Image.fromarray(image).save(strip)
     subprocess.run(
@@ -74,6 +77,7 @@ def dicomize(image: np.ndarray, folder: Path, orthanc_url: str) -> None:
             "1",  # MB per instance: the base level is split over several
             "--threads",
             "2",
+            *(["--compression", compression, "--reencode", "1"] if compression != "jpeg" else []),
             str(tiled),
         ],
         check=False,
@@ -84,10 +88,12 @@ def dicomize(image: np.ndarray, folder: Path, orthanc_url: str) -> None:
     assert out.returncode == 0, out.stderr[-2000:]
 
 
-@pytest.fixture()
-def third_party(empty_orthanc: OrthancServer, tmp_path: Path) -> ThirdParty:
+@pytest.fixture(params=["jpeg", "jpeg2000"])
+def third_party(
+    empty_orthanc: OrthancServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> ThirdParty:
     image = source_image()
-    dicomize(image, tmp_path, empty_orthanc.base_url)
+    dicomize(image, tmp_path, empty_orthanc.base_url, request.param)
     series = requests.get(f"{empty_orthanc.base_url}/series?expand", timeout=30).json()
     assert len(series) == 1
     series_uid = series[0]["MainDicomTags"]["SeriesInstanceUID"]
