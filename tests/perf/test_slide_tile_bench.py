@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
@@ -302,6 +303,22 @@ def test_adjacent_field_pan(qtbot: QtBot, slide_server: tuple[str, SlidePyramid]
     _write("adjacent-field pan", result)
 
 
+def _viewer_image_bytes(viewer: SlideViewer) -> int:
+    """Bytes of tile images the viewer holds itself: QImages or arrays in any of its
+    attributes (dicts, lists), outside the source's cache."""
+    total = 0
+    for value in vars(viewer).values():
+        items = value.values() if isinstance(value, dict) else value
+        if not isinstance(items, (list, tuple, type({}.values()))):
+            continue
+        for item in items:
+            if isinstance(item, QImage):
+                total += item.sizeInBytes()
+            elif isinstance(item, np.ndarray):
+                total += item.nbytes
+    return total
+
+
 def _rss() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -321,6 +338,7 @@ def test_cache_stays_bounded_panning_the_base(
     viewer = _open_viewer(qtbot, url, pyramid, CACHE_MB)
     cache = viewer.source.cache
     after: list[int] = []
+    held: list[int] = []
     try:
         viewer.viewport.scale = 1.0
         fields = _fields(pyramid, 0)
@@ -330,6 +348,7 @@ def test_cache_stays_bounded_panning_the_base(
             viewer.pan(cx - vp.cx, cy - vp.cy)
             _wait_filled(viewer)
             after.append(cache.nbytes)
+            held.append(_viewer_image_bytes(viewer))
             assert cache.nbytes <= cache.max_bytes
         elapsed = time.perf_counter() - t0
         rss1 = _rss()
@@ -337,6 +356,7 @@ def test_cache_stays_bounded_panning_the_base(
         viewer.close()
         viewer.source.close()
     assert cache.peak_bytes <= cache.max_bytes
+    assert max(held) + max(after) <= cache.max_bytes
     _write(
         "cache bound, panning the whole base level",
         {
@@ -346,7 +366,7 @@ def test_cache_stays_bounded_panning_the_base(
             "bound_mb": round(bound / 2**20, 1),
             "peak_cache_mb": round(cache.peak_bytes / 2**20, 1),
             "max_after_field_mb": round(max(after) / 2**20, 1),
-            "viewer_tile_images_mb": 0.0,
+            "max_viewer_tile_images_mb": round(max(held) / 2**20, 1),
             "rss_growth_mb": round((rss1 - rss0) / 2**20, 1),
         },
     )
