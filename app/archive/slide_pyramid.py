@@ -25,6 +25,10 @@ from app.archive.protocol import ImageArchive
 from app.errors import ArchiveError
 
 VL_WSI = "1.2.840.10008.5.1.4.1.1.77.1.6"
+PER_FRAME = "52009230"  # Per-frame Functional Groups Sequence
+PLANE_POSITION_SLIDE = "0048021A"  # Plane Position (Slide) Sequence
+COLUMN_POSITION = "0048021E"  # Column Position In Total Image Pixel Matrix
+ROW_POSITION = "0048021F"  # Row Position In Total Image Pixel Matrix
 
 
 @dataclass(frozen=True)
@@ -157,7 +161,11 @@ def level_from_json(item: dict[str, Any]) -> SlideLevel | None:
     sop_class = (item.get("00080016") or {}).get("Value") or [""]
     if sop_class[0] != VL_WSI:
         return None
-    ds = Dataset.from_json(item, bulk_data_uri_handler=lambda *_: b"")
+    # the per-frame groups (one item per tile) are read straight from the JSON:
+    # Dataset.from_json takes seconds for tens of thousands of frames
+    per_frame = (item.get(PER_FRAME) or {}).get("Value") or []
+    head = {tag: value for tag, value in item.items() if tag != PER_FRAME}
+    ds = Dataset.from_json(head, bulk_data_uri_handler=lambda *_: b"")
     image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
     if len(image_type) > 2 and image_type[2] != "VOLUME":
         return None
@@ -170,7 +178,7 @@ def level_from_json(item: dict[str, Any]) -> SlideLevel | None:
     spacing = _spacing(ds)
     # per-frame positions, where given, say where each frame is (TILED_SPARSE must give
     # them; some converters give them for a full tiling and omit the organization type)
-    sparse = _sparse_map(ds, tile_w, tile_h) or None
+    sparse = _sparse_map(per_frame, tile_w, tile_h) or None
     if sparse is None and str(ds.get("DimensionOrganizationType", "")).upper() == "TILED_SPARSE":
         sparse = {}
     return SlideLevel(
@@ -201,11 +209,17 @@ def _spacing(ds: Dataset) -> tuple[float, float]:
     return 0.0, 0.0
 
 
-def _sparse_map(ds: Dataset, tile_w: int, tile_h: int) -> dict[tuple[int, int], int]:
+def _sparse_map(
+    per_frame: list[dict[str, Any]], tile_w: int, tile_h: int
+) -> dict[tuple[int, int], int]:
+    """Tile (col, row) -> 1-based frame, from the per-frame groups' DICOM JSON."""
     out: dict[tuple[int, int], int] = {}
-    for number, frame in enumerate(ds.get("PerFrameFunctionalGroupsSequence") or [], start=1):
-        for pos in frame.get("PlanePositionSlideSequence") or []:
-            col = int(pos.ColumnPositionInTotalImagePixelMatrix) - 1
-            row = int(pos.RowPositionInTotalImagePixelMatrix) - 1
+    for number, frame in enumerate(per_frame, start=1):
+        for pos in (frame.get(PLANE_POSITION_SLIDE) or {}).get("Value") or []:
+            try:
+                col = int(pos[COLUMN_POSITION]["Value"][0]) - 1
+                row = int(pos[ROW_POSITION]["Value"][0]) - 1
+            except (KeyError, IndexError, TypeError, ValueError):
+                continue
             out.setdefault((col // tile_w, row // tile_h), number)
     return out

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from app.archive.slide_pyramid import SlideLevel, merge_instances
+import copy
+
+from pydicom.dataset import Dataset
+
+from app.archive.slide_pyramid import SlideLevel, level_from_json, merge_instances
+from tests.pathology.slide_data import small_slide
 
 SPACING = (0.00025, 0.00025)
 
@@ -30,3 +35,25 @@ def test_sparse_instances_of_one_level_are_joined() -> None:
     assert level.sparse == {(0, 0): 1, (1, 1): 2, (1, 0): 1}
     assert [level.sop_for(c, r) for c, r in ((0, 0), (1, 1), (1, 0))] == ["1.2.1", "1.2.1", "1.2.2"]
     assert level.frame_number(0, 1) is None  # a gap
+
+
+def test_per_frame_positions_are_read_from_the_json() -> None:
+    """Per-frame positions (read from the DICOM JSON without building datasets) place
+    each frame, whatever the organization type says; a frame without one is skipped."""
+    ds = copy.deepcopy(small_slide().levels[0])
+    del ds.PixelData
+    del ds.DimensionOrganizationType
+    items = []
+    for place in ((2, 0), (0, 1), None, (1, 1)):
+        item = Dataset()
+        if place is not None:
+            pos = Dataset()
+            pos.ColumnPositionInTotalImagePixelMatrix = place[0] * 256 + 1
+            pos.RowPositionInTotalImagePixelMatrix = place[1] * 256 + 1
+            item.PlanePositionSlideSequence = [pos]
+        items.append(item)
+    ds.PerFrameFunctionalGroupsSequence = items
+    ds.NumberOfFrames = len(items)
+    level = level_from_json(ds.to_json_dict())
+    assert level is not None and level.sparse == {(2, 0): 1, (0, 1): 2, (1, 1): 4}
+    assert level.frame_number(0, 0) is None
