@@ -105,7 +105,7 @@ class SlideViewer(QWidget):
         self.update()
 
     def pending_tiles(self) -> list[TileKey]:
-        """Tiles of the current view not cached yet (what the view still waits for)."""
+        """Tiles of the current view not cached yet and not blank (what it still waits for)."""
         return [
             k
             for k in self.viewport.visible_tiles()
