@@ -205,8 +205,7 @@ def test_viewport_fill_vs_curl(slide_server: tuple[str, SlidePyramid]) -> None:
             ours, rec = _ours(url, pyramid, keys)
             raw = _curl(url, pyramid, rec.requests)
         else:
-            probe = RecordingArchive(open_dicomweb(url))
-            TileSource(probe, pyramid, fetch_workers=FETCH_WORKERS).fetch(keys)  # type: ignore[arg-type]
+            _, probe = _ours(url, pyramid, keys)  # to learn the requests curl makes first
             raw = _curl(url, pyramid, probe.requests)
             ours, rec = _ours(url, pyramid, keys)
         decode = _decode_only(rec.frames, pyramid, level)
