@@ -190,7 +190,9 @@ class SlideViewer(QWidget):
     # -- internals --------------------------------------------------------------
     def _moved(self) -> None:
         self.source.cancel_pending()
-        self.source.request(self.viewport.visible_tiles(margin=1), self._arrived)
+        keys = self.viewport.visible_tiles(margin=1)
+        if self.source.fits(len(keys), self.viewport.level):
+            self.source.request(keys, self._arrived)
         self.update()
         self.sig_view_changed.emit()
 
@@ -228,7 +230,8 @@ class SlideViewer(QWidget):
         d = vp.pyramid.downsample(level)
         missing = []
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
-        for key in vp.visible_tiles(level):
+        visible = vp.visible_tiles(level)
+        for key in visible:
             img = self._image(key)
             if img is None:
                 missing.append(key)
@@ -240,7 +243,9 @@ class SlideViewer(QWidget):
             (sx0, sy0), (sx1, sy1) = corners
             # one screen pixel of overlap hides seams between scaled tiles
             painter.drawImage(QRectF(sx0, sy0, sx1 - sx0 + 0.5, sy1 - sy0 + 0.5), img)
-        if missing:
+        # a level whose view would not fit the cache (a pyramid without coarse levels,
+        # zoomed out) is not asked for: its tiles would evict each other as they arrive
+        if missing and self.source.fits(len(visible), level):
             self.source.request(missing, self._arrived)
 
     def _draw_minimap(self, painter: QPainter) -> None:

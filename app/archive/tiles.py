@@ -170,8 +170,14 @@ class TileSource:
         with self._lock:
             self._generation += 1
 
-    def request(self, keys: Iterable[TileKey], on_tile: OnTile) -> int:
-        """Fetch the tiles not cached or in flight; returns how many were queued."""
+    def request(
+        self, keys: Iterable[TileKey], on_tile: OnTile, *, limit_to_cache: bool = True
+    ) -> int:
+        """Fetch the tiles not cached or in flight; returns how many were queued.
+
+        With ``limit_to_cache``, no more tiles of a level than ``capacity`` are queued
+        (the first ones given: a view lists the nearest first); the rest are neither
+        fetched nor reported."""
         wanted: dict[tuple[int, str], list[tuple[TileKey, int]]] = {}
         blank: list[TileKey] = []
         now = time.monotonic()
@@ -185,8 +191,11 @@ class TileSource:
                 if where is None or (failed is not None and now - failed < self.retry_after_s):
                     blank.append(key)
                     continue
+                items = wanted.setdefault((key.level, where[0]), [])
+                if limit_to_cache and len(items) >= self.capacity(key.level):
+                    continue  # more than the cache holds: the first (nearest) ones only
                 self._in_flight.add(key)
-                wanted.setdefault((key.level, where[0]), []).append((key, where[1]))
+                items.append((key, where[1]))
         for key in blank:
             on_tile(key, None)
         queued = 0
@@ -197,6 +206,17 @@ class TileSource:
                 queued += len(chunk)
                 self._fetch.submit(self._fetch_batch, level, sop_uid, chunk, on_tile, generation)
         return queued
+
+    def capacity(self, level: int) -> int:
+        """How many decoded tiles of ``level`` fit in three quarters of the cache."""
+        lvl = self.pyramid.levels[level] if 0 <= level < len(self.pyramid.levels) else None
+        tile_bytes = lvl.tile_width * lvl.tile_height * 3 if lvl else 1
+        return max(1, self.cache.max_bytes * 3 // 4 // tile_bytes)
+
+    def fits(self, count: int, level: int) -> bool:
+        """Whether ``count`` tiles of ``level`` fit in the cache with room to spare: a
+        view that asks for more evicts its own tiles as they arrive, and asks again."""
+        return count <= self.capacity(level)
 
     def frames_per_request(self, level: int, count: int) -> int:
         """How many of ``count`` wanted frames of ``level`` go in one request: at least
@@ -225,7 +245,7 @@ class TileSource:
             if tile is not None:
                 got(key, tile)
         if not want <= out.keys():
-            self.request([k for k in keys if k not in out], got)
+            self.request([k for k in keys if k not in out], got, limit_to_cache=False)
             done.wait(timeout)
         return {k: out.get(k) for k in keys}
 
