@@ -19,8 +19,10 @@ RUNTIME_DEBS=(python3-venv libgl1 libegl1 libglx-mesa0 libgl1-mesa-dri libfontco
   libxi6 libsm6 libice6 fonts-dejavu-core)
 # ... and the real parts the tests start or call (DESIGN.md §5).
 TEST_DEBS=(orthanc orthanc-dicomweb xvfb xauth dicom3tools pixelmed-apps dcmtk default-jre-headless
-  curl desktop-file-utils xdg-utils gnome-keyring dbus-daemon nginx-light)
-# (curl: the raw-HTTP baseline of the series load benchmark; desktop-file-utils .. dbus-daemon:
+  curl desktop-file-utils xdg-utils gnome-keyring dbus-daemon nginx-light orthanc-wsi libtiff-tools)
+# (curl: the raw-HTTP baseline of the series and slide tile benchmarks; orthanc-wsi's
+# OrthancWSIDicomizer and libtiff-tools' tiffcp make the third-party slide of tests/pathology;
+# desktop-file-utils .. dbus-daemon:
 # the installed package's menu entry, link handler and Secret Service keyring; nginx-light: the
 # TLS proxy of tests/security. Node.js and npm for its OpenID provider come from Debian only when
 # no node is installed: a NodeSource nodejs bundles npm and conflicts with Debian's npm package.)

@@ -4,7 +4,11 @@ The widget adapts a ``SlideViewport`` (where it looks) and a ``TileSource`` (til
 fetched on worker threads): painting draws what is cached, the lowest level first
 as a backdrop so nothing is ever empty, and asks for the tiles it lacks; a tile
 that arrives is announced through a queued signal, so nothing touches Qt from a
-worker thread and the UI thread never waits for the archive.
+worker thread and the UI thread never waits for the archive. Only a tile that
+arrives repaints: a blank one (a gap, or a failed fetch the source waits to retry)
+does not, so a view with missing tiles never loops paint -> request -> repaint.
+Tiles are drawn straight from the source's bounded cache (a QImage over the cached
+array, no copy kept here), so the cache's MB bound is the view's whole tile memory.
 Mouse: drag pans, wheel zooms at the cursor. Keys: arrows pan, + / - zoom, 0 fits.
 """
 
@@ -12,7 +16,6 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -39,7 +42,6 @@ from viewers.slide_overlays import GroupLayer, layers_for
 from viewers.slide_viewport import SlideViewport
 
 MINIMAP_MAX = 200
-_QIMAGES = 1024  # converted tiles kept for painting
 
 
 class SlideViewer(QWidget):
@@ -59,7 +61,7 @@ class SlideViewer(QWidget):
         self.source = source
         self.viewport = SlideViewport(source.pyramid)
         self.layers: list[GroupLayer] = layers_for(groups)
-        self._images: OrderedDict[TileKey, QImage] = OrderedDict()
+        self._painting: list[np.ndarray] = []  # the arrays under this paint's QImages
         self._drag: QPointF | None = None
         self._cursor: tuple[float, float] | None = None
         self._overview = len(source.pyramid.levels) - 1
@@ -108,8 +110,12 @@ class SlideViewer(QWidget):
         self.update()
 
     def pending_tiles(self) -> list[TileKey]:
-        """Tiles of the current view not cached yet (what the view still waits for)."""
-        return [k for k in self.viewport.visible_tiles() if self.source.cached(k) is None]
+        """Tiles of the current view not cached yet and not blank (what it still waits for)."""
+        return [
+            k
+            for k in self.viewport.visible_tiles()
+            if self.source.cached(k) is None and not self.source.is_blank(k)
+        ]
 
     # -- Qt events --------------------------------------------------------------
     def resizeEvent(self, event: QResizeEvent) -> None:
@@ -165,9 +171,16 @@ class SlideViewer(QWidget):
         painter.fillRect(self.rect(), QColor(40, 40, 44))
         vp = self.viewport
         level = vp.level
+        # edge tiles are padded past the slide (some converters pad with white)
+        (sx0, sy0), (sx1, sy1) = vp.to_screen(
+            np.array([[0.0, 0.0], [vp.pyramid.base.width, vp.pyramid.base.height]])
+        )
+        painter.save()
+        painter.setClipRect(QRectF(sx0, sy0, sx1 - sx0, sy1 - sy0))
         self._draw_level(painter, self._overview)
         if level != self._overview:
             self._draw_level(painter, level)
+        painter.restore()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         view = QRectF(0, 0, self.width(), self.height())
         for layer in self.layers:
@@ -179,15 +192,20 @@ class SlideViewer(QWidget):
         self._draw_scale_bar(painter)
         self._draw_cursor_position(painter)
         painter.end()
+        self._painting.clear()
 
     # -- internals --------------------------------------------------------------
     def _moved(self) -> None:
         self.source.cancel_pending()
-        self.source.request(self.viewport.visible_tiles(margin=1), self._arrived)
+        keys = self.viewport.visible_tiles(margin=1)
+        if self.source.fits(len(keys), self.viewport.level):
+            self.source.request(keys, self._arrived)
         self.update()
         self.sig_view_changed.emit()
 
     def _arrived(self, key: TileKey, tile: np.ndarray | None) -> None:
+        if tile is None:
+            return  # blank stays blank: no repaint, so no new request for it
         with self._closing:  # worker thread: queued to the UI thread, while the widget lives
             if not self._closed:
                 self._sig_tile.emit(key)
@@ -204,20 +222,14 @@ class SlideViewer(QWidget):
         self.update()
 
     def _image(self, key: TileKey) -> QImage | None:
-        img = self._images.get(key)
-        if img is not None:
-            self._images.move_to_end(key)
-            return img
+        """The cached tile as a QImage over its array (valid until this paint ends)."""
         tile = self.source.cached(key)
         if tile is None:
             return None
         h, w = tile.shape[:2]
         data = np.ascontiguousarray(tile)
-        img = QImage(data.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
-        self._images[key] = img
-        while len(self._images) > _QIMAGES:
-            self._images.popitem(last=False)
-        return img
+        self._painting.append(data)
+        return QImage(data.data, w, h, 3 * w, QImage.Format.Format_RGB888)
 
     def _draw_level(self, painter: QPainter, level: int) -> None:
         vp = self.viewport
@@ -225,7 +237,8 @@ class SlideViewer(QWidget):
         d = vp.pyramid.downsample(level)
         missing = []
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
-        for key in vp.visible_tiles(level):
+        visible = vp.visible_tiles(level)
+        for key in visible:
             img = self._image(key)
             if img is None:
                 missing.append(key)
@@ -237,7 +250,9 @@ class SlideViewer(QWidget):
             (sx0, sy0), (sx1, sy1) = corners
             # one screen pixel of overlap hides seams between scaled tiles
             painter.drawImage(QRectF(sx0, sy0, sx1 - sx0 + 0.5, sy1 - sy0 + 0.5), img)
-        if missing:
+        # a level whose view would not fit the cache (a pyramid without coarse levels,
+        # zoomed out) is not asked for: its tiles would evict each other as they arrive
+        if missing and self.source.fits(len(visible), level):
             self.source.request(missing, self._arrived)
 
     def _draw_minimap(self, painter: QPainter) -> None:

@@ -5,6 +5,12 @@ ordered base (finest) first. A level maps a tile (column, row) to its frame numb
 TILED_FULL frames go row by row, left to right (one focal plane, one optical
 path); TILED_SPARSE frames say where they are in the per-frame Plane Position
 (Slide) Sequence, and a tile no frame covers is missing.
+
+Other converters differ (tests/pathology/test_third_party_slide.py): OrthancWSIDicomizer
+writes no ImageType and no Dimension Organization Type, but per-frame positions,
+and splits a large level into several instances (a concatenation). Per-frame
+positions are used whenever they are present; instances of the same matrix size
+and tile size are one level, each tile remembering which instance holds it.
 """
 
 from __future__ import annotations
@@ -19,6 +25,10 @@ from app.archive.protocol import ImageArchive
 from app.errors import ArchiveError
 
 VL_WSI = "1.2.840.10008.5.1.4.1.1.77.1.6"
+PER_FRAME = "52009230"  # Per-frame Functional Groups Sequence
+PLANE_POSITION_SLIDE = "0048021A"  # Plane Position (Slide) Sequence
+COLUMN_POSITION = "0048021E"  # Column Position In Total Image Pixel Matrix
+ROW_POSITION = "0048021F"  # Row Position In Total Image Pixel Matrix
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,9 @@ class SlideLevel:
     spacing_mm: tuple[float, float]  # (row spacing, column spacing)
     transfer_syntax: str = ""
     sparse: dict[tuple[int, int], int] | None = field(default=None, compare=False)
+    # the instance holding each tile, when the level spans several instances
+    tile_sops: dict[tuple[int, int], str] | None = field(default=None, compare=False)
+    frame_offset: int = field(default=0, compare=False)  # Concatenation Frame Offset Number
 
     @property
     def tiles_across(self) -> int:
@@ -51,6 +64,12 @@ class SlideLevel:
             return self.sparse.get((col, row))
         number = row * self.tiles_across + col + 1
         return number if number <= self.frames else None
+
+    def sop_for(self, col: int, row: int) -> str:
+        """The SOP Instance UID of the instance holding tile (col, row)."""
+        if self.tile_sops is not None:
+            return self.tile_sops.get((col, row), self.sop_uid)
+        return self.sop_uid
 
 
 @dataclass(frozen=True)
@@ -79,11 +98,61 @@ class SlidePyramid:
 def read_pyramid(archive: ImageArchive, study_uid: str, series_uid: str) -> SlidePyramid:
     """The series' pyramid; raises ``ArchiveError`` when it holds no whole-slide levels."""
     metadata = archive.retrieve_series_metadata(study_uid, series_uid)
-    levels = [lvl for item in metadata if (lvl := level_from_json(item)) is not None]
-    if not levels:
+    parts = [lvl for item in metadata if (lvl := level_from_json(item)) is not None]
+    if not parts:
         raise ArchiveError(f"series {series_uid} has no whole-slide image levels")
+    levels = merge_instances(parts)
     levels.sort(key=lambda lvl: -lvl.width * lvl.height)
     return SlidePyramid(study_uid, series_uid, tuple(levels))
+
+
+def merge_instances(parts: list[SlideLevel]) -> list[SlideLevel]:
+    """One level per matrix and tile size: instances that split a level are joined,
+    each tile mapped to its instance and frame there."""
+    groups: dict[tuple[int, int, int, int], list[SlideLevel]] = {}
+    for part in parts:
+        groups.setdefault((part.width, part.height, part.tile_width, part.tile_height), []).append(
+            part
+        )
+    out = []
+    for group in groups.values():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        frames: dict[tuple[int, int], int] = {}
+        sops: dict[tuple[int, int], str] = {}
+        for part in group:
+            for key, number in _tile_frames(part).items():
+                if key not in frames:
+                    frames[key] = number
+                    sops[key] = part.sop_uid
+        first = group[0]
+        out.append(
+            SlideLevel(
+                sop_uid=first.sop_uid,
+                width=first.width,
+                height=first.height,
+                tile_width=first.tile_width,
+                tile_height=first.tile_height,
+                frames=sum(p.frames for p in group),
+                spacing_mm=first.spacing_mm,
+                transfer_syntax=first.transfer_syntax,
+                sparse=frames,
+                tile_sops=sops,
+            )
+        )
+    return out
+
+
+def _tile_frames(level: SlideLevel) -> dict[tuple[int, int], int]:
+    if level.sparse is not None:
+        return dict(level.sparse)
+    # TILED_FULL split across a concatenation: this part starts at its frame offset
+    out = {}
+    for k in range(level.frames):
+        index = level.frame_offset + k
+        out[(index % level.tiles_across, index // level.tiles_across)] = k + 1
+    return out
 
 
 def level_from_json(item: dict[str, Any]) -> SlideLevel | None:
@@ -92,7 +161,11 @@ def level_from_json(item: dict[str, Any]) -> SlideLevel | None:
     sop_class = (item.get("00080016") or {}).get("Value") or [""]
     if sop_class[0] != VL_WSI:
         return None
-    ds = Dataset.from_json(item, bulk_data_uri_handler=lambda *_: b"")
+    # the per-frame groups (one item per tile) are read straight from the JSON:
+    # Dataset.from_json takes seconds for tens of thousands of frames
+    per_frame = (item.get(PER_FRAME) or {}).get("Value") or []
+    head = {tag: value for tag, value in item.items() if tag != PER_FRAME}
+    ds = Dataset.from_json(head, bulk_data_uri_handler=lambda *_: b"")
     image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
     if len(image_type) > 2 and image_type[2] != "VOLUME":
         return None
@@ -103,9 +176,11 @@ def level_from_json(item: dict[str, Any]) -> SlideLevel | None:
     except (AttributeError, TypeError, ValueError):
         return None
     spacing = _spacing(ds)
-    sparse = None
-    if str(ds.get("DimensionOrganizationType", "")).upper() == "TILED_SPARSE":
-        sparse = _sparse_map(ds, tile_w, tile_h)
+    # per-frame positions, where given, say where each frame is (TILED_SPARSE must give
+    # them; some converters give them for a full tiling and omit the organization type)
+    sparse = _sparse_map(per_frame, tile_w, tile_h) or None
+    if sparse is None and str(ds.get("DimensionOrganizationType", "")).upper() == "TILED_SPARSE":
+        sparse = {}
     return SlideLevel(
         sop_uid=str(ds.SOPInstanceUID),
         width=width,
@@ -116,6 +191,7 @@ def level_from_json(item: dict[str, Any]) -> SlideLevel | None:
         spacing_mm=spacing,
         transfer_syntax=str(item.get("00020010", {}).get("Value", [""])[0]),
         sparse=sparse,
+        frame_offset=int(ds.get("ConcatenationFrameOffsetNumber", 0) or 0),
     )
 
 
@@ -133,11 +209,17 @@ def _spacing(ds: Dataset) -> tuple[float, float]:
     return 0.0, 0.0
 
 
-def _sparse_map(ds: Dataset, tile_w: int, tile_h: int) -> dict[tuple[int, int], int]:
+def _sparse_map(
+    per_frame: list[dict[str, Any]], tile_w: int, tile_h: int
+) -> dict[tuple[int, int], int]:
+    """Tile (col, row) -> 1-based frame, from the per-frame groups' DICOM JSON."""
     out: dict[tuple[int, int], int] = {}
-    for number, frame in enumerate(ds.get("PerFrameFunctionalGroupsSequence") or [], start=1):
-        for pos in frame.get("PlanePositionSlideSequence") or []:
-            col = int(pos.ColumnPositionInTotalImagePixelMatrix) - 1
-            row = int(pos.RowPositionInTotalImagePixelMatrix) - 1
+    for number, frame in enumerate(per_frame, start=1):
+        for pos in (frame.get(PLANE_POSITION_SLIDE) or {}).get("Value") or []:
+            try:
+                col = int(pos[COLUMN_POSITION]["Value"][0]) - 1
+                row = int(pos[ROW_POSITION]["Value"][0]) - 1
+            except (KeyError, IndexError, TypeError, ValueError):
+                continue
             out.setdefault((col // tile_w, row // tile_h), number)
     return out

@@ -6,8 +6,10 @@ DICOMweb plugin parses the whole instance for every frames request, DESIGN.md §
 fetches them on a small pool, decodes each frame on another pool, keeps the result
 in an LRU cache bounded in bytes, and calls ``on_tile(key, rgb or None)`` on a worker
 thread. None means blank: a tile outside the slide, one no frame covers
-(TILED_SPARSE), or one that failed to arrive or decode (logged, retried on a later
-request). The view adapts this to its own thread.
+(TILED_SPARSE), or one that failed to arrive or decode (logged, and asked for again
+only on a request at least ``retry_after_s`` later, so a view that repaints and
+re-requests what it lacks does not hammer a failing server). ``is_blank`` says which
+tiles a view should stop waiting for. The view adapts this to its own thread.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import io
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +30,15 @@ from app.archive.protocol import ImageArchive
 from app.archive.slide_pyramid import SlideLevel, SlidePyramid
 
 log = logging.getLogger(__name__)
+
+# Orthanc's DICOMweb plugin parses the whole instance for every frames request, and
+# one such parse at a time: ~100 ms for a 4,800-frame (52 MB) base level, ~4 ms for a
+# 300-frame one, whatever the number of frames asked (docs/performance.md, "Slide
+# tiles"). So a request() call asks a level in at most PARSE_BUDGET_FRAMES // frames
+# requests (at least one, at most one per fetch worker): small levels are split so
+# decoding starts sooner and runs in parallel, large ones go in one request.
+PARSE_BUDGET_FRAMES = 2000
+MAX_FRAMES_PER_REQUEST = 256  # keeps the frame list of the URL short
 
 
 @dataclass(frozen=True, order=True)
@@ -87,8 +99,9 @@ def decode_tile(data: bytes, level: SlideLevel) -> np.ndarray:
     h, w = level.tile_height, level.tile_width
     head = bytes(data[:4])
     if head[:2] == b"\xff\xd8" or head[:4] in (b"\xff\x4f\xff\x51", b"\x00\x00\x00\x0c"):
-        with Image.open(io.BytesIO(data)) as img:
-            rgb = np.asarray(img.convert("RGB"))
+        formats = ("JPEG",) if head[:2] == b"\xff\xd8" else ("JPEG2000",)
+        with Image.open(io.BytesIO(data), formats=formats) as img:
+            rgb = np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
     else:
         n = len(data)
         if n >= h * w * 3:
@@ -115,6 +128,7 @@ class TileSource:
         batch: int = 16,
         fetch_workers: int = 4,
         decode_workers: int = 2,
+        retry_after_s: float = 5.0,
     ) -> None:
         if batch < 1:
             raise ValueError(f"batch must be >= 1, got {batch!r}")
@@ -122,10 +136,13 @@ class TileSource:
         self.pyramid = pyramid
         self.cache = TileCache(int(cache_mb * 1024 * 1024))
         self.batch = batch
+        self.fetch_workers = fetch_workers
         self._fetch = ThreadPoolExecutor(fetch_workers, thread_name_prefix="tile-fetch")
         self._decode = ThreadPoolExecutor(decode_workers, thread_name_prefix="tile-decode")
         self._lock = threading.Lock()
         self._in_flight: set[TileKey] = set()
+        self._failed: dict[TileKey, float] = {}  # when it last failed (monotonic)
+        self.retry_after_s = retry_after_s
         self._generation = 0
         self.requests_made = 0
         self.frames_fetched = 0
@@ -133,35 +150,80 @@ class TileSource:
     def cached(self, key: TileKey) -> np.ndarray | None:
         return self.cache.get(key)
 
+    def is_blank(self, key: TileKey) -> bool:
+        """True for a tile that shows blank for now: no frame holds it, or it failed
+        less than ``retry_after_s`` ago (a view need not wait for it)."""
+        if self._location(key) is None:
+            return True
+        failed = self._failed.get(key)
+        return failed is not None and time.monotonic() - failed < self.retry_after_s
+
+    def _location(self, key: TileKey) -> tuple[str, int] | None:
+        if not 0 <= key.level < len(self.pyramid.levels):
+            return None
+        lvl = self.pyramid.levels[key.level]
+        number = lvl.frame_number(key.col, key.row)
+        return None if number is None else (lvl.sop_for(key.col, key.row), number)
+
     def cancel_pending(self) -> None:
         """Requests queued but not yet sent are dropped (the view moved on)."""
         with self._lock:
             self._generation += 1
 
-    def request(self, keys: Iterable[TileKey], on_tile: OnTile) -> int:
-        """Fetch the tiles not cached or in flight; returns how many were queued."""
-        wanted: dict[int, list[tuple[TileKey, int]]] = {}
+    def request(
+        self, keys: Iterable[TileKey], on_tile: OnTile, *, limit_to_cache: bool = True
+    ) -> int:
+        """Fetch the tiles not cached or in flight; returns how many were queued.
+
+        With ``limit_to_cache``, no more tiles of a level than ``capacity`` are queued
+        (the first ones given: a view lists the nearest first); the rest are neither
+        fetched nor reported."""
+        wanted: dict[tuple[int, str], list[tuple[TileKey, int]]] = {}
+        blank: list[TileKey] = []
+        now = time.monotonic()
         with self._lock:
             generation = self._generation
             for key in keys:
                 if key in self._in_flight or self.cache.get(key) is not None:
                     continue
-                if not 0 <= key.level < len(self.pyramid.levels):
-                    on_tile(key, None)
+                where = self._location(key)
+                failed = self._failed.get(key)
+                if where is None or (failed is not None and now - failed < self.retry_after_s):
+                    blank.append(key)
                     continue
-                number = self.pyramid.levels[key.level].frame_number(key.col, key.row)
-                if number is None:
-                    on_tile(key, None)
-                    continue
+                items = wanted.setdefault((key.level, where[0]), [])
+                if limit_to_cache and len(items) >= self.capacity(key.level):
+                    continue  # more than the cache holds: the first (nearest) ones only
                 self._in_flight.add(key)
-                wanted.setdefault(key.level, []).append((key, number))
+                items.append((key, where[1]))
+        for key in blank:
+            on_tile(key, None)
         queued = 0
-        for level, items in wanted.items():
-            for i in range(0, len(items), self.batch):
-                chunk = items[i : i + self.batch]
+        for (level, sop_uid), items in wanted.items():
+            size = self.frames_per_request(level, len(items))
+            for i in range(0, len(items), size):
+                chunk = items[i : i + size]
                 queued += len(chunk)
-                self._fetch.submit(self._fetch_batch, level, chunk, on_tile, generation)
+                self._fetch.submit(self._fetch_batch, level, sop_uid, chunk, on_tile, generation)
         return queued
+
+    def capacity(self, level: int) -> int:
+        """How many decoded tiles of ``level`` fit in three quarters of the cache."""
+        lvl = self.pyramid.levels[level] if 0 <= level < len(self.pyramid.levels) else None
+        tile_bytes = lvl.tile_width * lvl.tile_height * 3 if lvl else 1
+        return max(1, self.cache.max_bytes * 3 // 4 // tile_bytes)
+
+    def fits(self, count: int, level: int) -> bool:
+        """Whether ``count`` tiles of ``level`` fit in the cache with room to spare: a
+        view that asks for more evicts its own tiles as they arrive, and asks again."""
+        return count <= self.capacity(level)
+
+    def frames_per_request(self, level: int, count: int) -> int:
+        """How many of ``count`` wanted frames of ``level`` go in one request: at least
+        ``batch``; more for a large instance, which the server parses per request."""
+        frames = max(self.pyramid.levels[level].frames, 1)
+        requests = max(1, min(self.fetch_workers, PARSE_BUDGET_FRAMES // frames))
+        return min(max(self.batch, -(-count // requests)), MAX_FRAMES_PER_REQUEST)
 
     def fetch(
         self, keys: Sequence[TileKey], timeout: float = 60.0
@@ -183,7 +245,7 @@ class TileSource:
             if tile is not None:
                 got(key, tile)
         if not want <= out.keys():
-            self.request([k for k in keys if k not in out], got)
+            self.request([k for k in keys if k not in out], got, limit_to_cache=False)
             done.wait(timeout)
         return {k: out.get(k) for k in keys}
 
@@ -193,7 +255,12 @@ class TileSource:
         self._decode.shutdown(wait=False, cancel_futures=True)
 
     def _fetch_batch(
-        self, level: int, chunk: list[tuple[TileKey, int]], on_tile: OnTile, generation: int
+        self,
+        level: int,
+        sop_uid: str,
+        chunk: list[tuple[TileKey, int]],
+        on_tile: OnTile,
+        generation: int,
     ) -> None:
         if generation != self._generation:
             self._forget([k for k, _ in chunk])
@@ -201,13 +268,13 @@ class TileSource:
         lvl = self.pyramid.levels[level]
         try:
             frames = self.archive.retrieve_frames(
-                self.pyramid.study_uid, self.pyramid.series_uid, lvl.sop_uid, [n for _, n in chunk]
+                self.pyramid.study_uid, self.pyramid.series_uid, sop_uid, [n for _, n in chunk]
             )
             if len(frames) != len(chunk):
                 raise ValueError(f"asked for {len(chunk)} frames, got {len(frames)}")
         except Exception as exc:  # noqa: BLE001  (a failed request is blank tiles, never a crash)
             log.warning("tiles of level %d not fetched: %s", level, exc)
-            self._forget([k for k, _ in chunk])
+            self._forget([k for k, _ in chunk], failed=True)
             for key, _ in chunk:
                 self._deliver(on_tile, key, None)
             return
@@ -225,12 +292,18 @@ class TileSource:
         except Exception as exc:  # noqa: BLE001
             log.warning("tile %s not decoded: %s", key, exc)
             tile = None
-        self._forget([key])
+        self._forget([key], failed=tile is None)
         self._deliver(on_tile, key, tile)
 
-    def _forget(self, keys: Sequence[TileKey]) -> None:
+    def _forget(self, keys: Sequence[TileKey], *, failed: bool = False) -> None:
         with self._lock:
             self._in_flight.difference_update(keys)
+            now = time.monotonic()
+            for key in keys:
+                if failed:
+                    self._failed[key] = now
+                else:
+                    self._failed.pop(key, None)
 
     @staticmethod
     def _deliver(on_tile: OnTile, key: TileKey, tile: np.ndarray | None) -> None:
