@@ -21,9 +21,9 @@ from app.demo import images
 from app.demo.catalog import STUDIES, FindingSpec, StudySpec
 from app.demo.phantoms import Volume, head_ct, mr_brain
 from app.demo.radiograph import Radiograph, chest_radiograph
+from app.demo.segmentation import bleed_seg
 from app.demo.slide import DemoSlide, SlideSpec, generate_slide
 from app.demo.slide_annotations import build_slide_annotations
-from app.demo.segmentation import bleed_seg
 from app.domain import Algorithm, Finding, Measurement, Region
 from app.errors import DemoDataError
 from app.results import codes
