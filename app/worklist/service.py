@@ -271,11 +271,7 @@ class WorklistService:
     @staticmethod
     def _ann_instances(refs: Sequence[InstanceRef]) -> list[InstanceRef]:
         """Bulk annotations found by modality ANN, labelled so (the probe counts them apart)."""
-        return [
-            replace(r, modality="ANN")
-            for r in refs
-            if r.sop_class_uid in ("", ANN_SOP_CLASS)
-        ]
+        return [replace(r, modality="ANN") for r in refs if r.sop_class_uid in ("", ANN_SOP_CLASS)]
 
     def _fetch(self, refs: Sequence[InstanceRef], progress: Progress | None) -> list[_Fetched]:
         done: list[_Fetched] = []
