@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPen
+from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPen, QResizeEvent
 
 from viewers.slide_viewer import SlideViewer
 
@@ -20,9 +20,32 @@ FRAME_PAD_PX = 6.0  # screen pixels between the region and its frame
 
 
 class HighlightSlideViewer(SlideViewer):
-    """A ``SlideViewer`` that frames one highlighted region (``set_highlight``)."""
+    """A ``SlideViewer`` that frames one highlighted region (``set_highlight``), and keeps
+    the whole slide fitted while its size settles, until the reader moves the view."""
 
     highlight: tuple[float, float, float, float] | None = None
+    auto_fit = True  # the view is "the whole slide" (refitted on resize)
+
+    def fit(self) -> None:
+        self.auto_fit = True
+        super().fit()
+
+    def zoom(self, factor: float, anchor: tuple[float, float] | None = None) -> None:
+        self.auto_fit = False
+        super().zoom(factor, anchor)
+
+    def pan(self, dx: float, dy: float) -> None:
+        self.auto_fit = False
+        super().pan(dx, dy)
+
+    def show_region(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        self.auto_fit = False
+        super().show_region(x0, y0, x1, y1)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if self.auto_fit:
+            super().fit()
 
     def set_highlight(self, box: tuple[float, float, float, float] | None) -> None:
         """Frame the base-pixel box (x0, y0, x1, y1); None removes the frame."""

@@ -84,6 +84,9 @@ def test_open_slide_from_worklist_legend_and_fly_to_findings(
     assert len(pyramid.levels) == 3
     vp = viewer.viewport
     assert vp.level == pyramid.level_for(vp.scale) and vp.level > 0
+    # fitted to the viewer's final size, not to the size it had when it was made
+    assert (vp.width, vp.height) == (viewer.width(), viewer.height())
+    assert vp.scale == pytest.approx(vp.max_scale() * 0.98)
     loop.until(lambda: not viewer.pending_tiles(), timeout=30)
     shown = vp.visible_tiles()
     assert shown and all(study.source.cached(k) is not None for k in shown)  # type: ignore[union-attr]
