@@ -200,6 +200,7 @@ class SlideStudy(QWidget):
         self._layout.addWidget(self.placeholder, 1)
         self._layout.addWidget(self.legend)
         self._findings: list[Finding] = []
+        self._hidden: set[str] = set()  # findings whose card says "hidden"
         self.highlighted: str | None = None
         self._timer = QTimer(self)
         self._timer.setInterval(100)
@@ -248,6 +249,7 @@ class SlideStudy(QWidget):
         self._generation += 1
         self._timer.stop()
         self._findings = []
+        self._hidden = set()
         self.highlighted = None
         self.material = None
         if self.viewer is not None:
@@ -275,6 +277,27 @@ class SlideStudy(QWidget):
         self.viewer.set_highlight(box)
         self.viewer.show_region(*box)
         return True
+
+    def set_finding_visible(self, tracking_uid: str, shown: bool) -> None:
+        """A card's Shown box: a group is drawn while any of its findings is shown (a group
+        is drawn whole: one finding per point group, one per region of a region group)."""
+        if self.viewer is None:
+            return
+        if shown:
+            self._hidden.discard(tracking_uid)
+        else:
+            self._hidden.add(tracking_uid)
+        for layer in self.viewer.layers:
+            label = layer.group.label
+            mine = [
+                f.tracking_uid
+                for f in self._findings
+                if f.tracking_id == label or f.tracking_id.startswith(f"{label} ")
+            ]
+            if tracking_uid in mine:
+                self.set_group_visible(
+                    layer.group.number, any(uid not in self._hidden for uid in mine)
+                )
 
     def set_group_visible(self, number: int, shown: bool) -> None:
         if self.viewer is not None:

@@ -273,6 +273,8 @@ class StudyView(QWidget):
 
     # -- overlay controls (finding cards, the O key) ----------------------------------
     def set_finding_visible(self, tracking_uid: str, visible: bool) -> None:
+        if self.showing_slide:
+            self.slide.set_finding_visible(tracking_uid, visible)
         self.viewer.overlays.set_finding_visible(tracking_uid, visible)
 
     def hover_finding(self, tracking_uid: str) -> None:

@@ -160,6 +160,21 @@ def test_open_slide_from_worklist_legend_and_fly_to_findings(
     layer = next(lyr for lyr in viewer.layers if lyr.group.number == positive.number)
     assert not layer.visible
 
+    legend.checks[positive.number].setChecked(True)
+    # a card's Shown box: a point group's card hides its group; a region group stays drawn
+    # while any of its regions' cards is shown
+    point_card = next(c for c in cards if c.finding.tracking_id == positive.label)
+    window.findings_panel.sig_finding_visibility.emit(point_card.finding.tracking_uid, False)
+    assert not layer.visible and not legend.checks[positive.number].isChecked()
+    tumor_layer = next(lyr for lyr in viewer.layers if lyr.group.label == "Tumor region")
+    tumor_cards = [c for c in cards if c.finding.tracking_id.startswith("Tumor region ")]
+    for card in tumor_cards:
+        assert tumor_layer.visible
+        window.findings_panel.sig_finding_visibility.emit(card.finding.tracking_uid, False)
+    assert not tumor_layer.visible
+    window.findings_panel.sig_finding_visibility.emit(tumor_cards[0].finding.tracking_uid, True)
+    assert tumor_layer.visible
+
     # closing the study goes back to the slice viewer and drops the slide
     window.close_study()
     assert not view.showing_slide and study.viewer is None and view.viewer.isVisibleTo(window)
