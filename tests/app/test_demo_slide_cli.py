@@ -84,3 +84,17 @@ def test_seed_demo_bad_slide_size_is_one_line(tmp_path) -> None:  # type: ignore
     assert proc.returncode != 0
     assert len(proc.stderr.strip().splitlines()) == 1 and "slide size" in proc.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_parallel_generation_makes_the_same_slide(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Worker processes render and encode the very tiles the serial path does."""
+    from app.demo import slide as slide_module
+
+    spec = demo_slide_spec(seed=2, size="1024x768")
+    serial = slide_module.generate_slide(spec)
+    monkeypatch.setattr(slide_module, "PARALLEL_MIN_TILES", 1)
+    monkeypatch.setattr(slide_module.os, "cpu_count", lambda: 2)
+    reports: list[tuple[int, int]] = []
+    parallel = slide_module.generate_slide(spec, lambda d, t: reports.append((d, t)))
+    assert [d.PixelData for d in parallel.levels] == [d.PixelData for d in serial.levels]
+    assert reports[0] == (0, 17) and reports[-1] == (17, 17)
