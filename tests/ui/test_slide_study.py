@@ -43,8 +43,9 @@ def slide_window(
     archive.store([*slide.levels, ann])
     apply_theme(QApplication.instance())  # type: ignore[arg-type]
     settings = Settings()
-    window = MainWindow(archive, WorklistService(archive, settings.weights), settings,
-                        mode_label="Test")
+    window = MainWindow(
+        archive, WorklistService(archive, settings.weights), settings, mode_label="Test"
+    )
     window.resize(1400, 860)
     window.show()
     qtbot.waitExposed(window)
@@ -96,7 +97,9 @@ def test_open_slide_from_worklist_legend_and_fly_to_findings(
     # the legend: one row per AI group, counts as in the archive's ANN, the Ki-67 fraction
     stored = read_bulk_annotations(
         window.archive.retrieve_instance(
-            slide.study_uid, slide.uid("ann-series"), slide.uid("ann")  # type: ignore[attr-defined]
+            slide.study_uid,
+            slide.uid("ann-series"),
+            slide.uid("ann"),  # type: ignore[attr-defined]
         )
     )
     legend = study.legend
@@ -210,8 +213,12 @@ def test_missing_tiles_stay_blank_and_are_reported(
     real.store([*slide.levels, build_slide_annotations(slide)])
     archive = LosingArchive(real, str(slide.levels[-1].SOPInstanceUID))  # the overview level
     settings = Settings()
-    window = MainWindow(archive, WorklistService(archive, settings.weights), settings,  # type: ignore[arg-type]
-                        mode_label="Test")
+    window = MainWindow(
+        archive,
+        WorklistService(archive, settings.weights),
+        settings,  # type: ignore[arg-type]
+        mode_label="Test",
+    )
     window.resize(1200, 800)
     window.show()
     qtbot.waitExposed(window)
