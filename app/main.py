@@ -4,7 +4,7 @@
               [--screenshot FILE.png]
     companion worklist [--demo | --server URL] [--json]
     companion findings STUDY_UID [--demo | --server URL] [--json]
-    companion seed-demo TARGET [--seed N]
+    companion seed-demo TARGET [--seed N] [--slide-size WxH]
     companion --self-test [--json]
     companion outbox status [--json] | flush [--demo | --server URL] | retry ID | discard ID
     companion audit verify | export [--from ISO] [--to ISO] [--output FILE]
@@ -95,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     sd = sub.add_parser("seed-demo", help="store the demo data set into an archive")
     sd.add_argument("target", metavar="TARGET", help="DICOMweb root URL or a local folder")
     sd.add_argument("--seed", type=int, default=0, help="demo data seed (default 0)")
+    sd.add_argument(
+        "--slide-size",
+        metavar="WxH",
+        default=None,
+        help="base level of the demo whole-slide image in pixels (default 20480x15360, "
+        "or $COMPANION_DEMO_SLIDE_SIZE)",
+    )
 
     from app.audit import cli as audit_cli
     from app.delivery import cli as outbox_cli
@@ -244,7 +251,12 @@ def _findings(args: argparse.Namespace) -> int:
 def _seed_demo(args: argparse.Namespace) -> int:
     from app.demo.seed import seed_target
 
-    count = seed_target(args.target, seed=args.seed, progress=_console_progress("Storing"))
+    count = seed_target(
+        args.target,
+        seed=args.seed,
+        progress=_console_progress("Generating, then storing"),
+        slide_size=args.slide_size,
+    )
     print(f"Stored {count} demo instances into {args.target}")
     return 0
 

@@ -7,7 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from app.demo.slide_catalog import SIZE_ENV
 from tests.support import orthanc
+
+TEST_SLIDE_SIZE = "1024x768"  # 3 levels, 17 tiles
 
 
 @pytest.fixture(autouse=True)
@@ -15,6 +18,9 @@ def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     """Keep settings, caches and the demo archive out of the user's real folders."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("COMPANION_HOME", str(home))
+    # The demo set's whole-slide image at a size that takes a moment, not a minute
+    # (the full size is checked by its spec: tests/app/test_demo_slide_cli.py).
+    monkeypatch.setenv(SIZE_ENV, TEST_SLIDE_SIZE)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""The centre of the window: one study's image series in the slice viewer.
+"""The centre of the window: one study's image series in the slice viewer (or, for a
+whole-slide series, modality SM, in the slide viewer: ``ui.slide_study``).
 
 Opening a study lists its image series and streams the biggest in the
 background: the slice of its most urgent AI finding (else the middle slice)
@@ -39,12 +40,14 @@ from ui import theme
 from ui.async_ops import AsyncOps, OpFailed
 from ui.elided_label import ElidedLabel
 from ui.review_keys import key
+from ui.slide_study import SlideStudy
 from viewers.reformat import ACQUIRED
 from viewers.segment_legend import SegmentLegend
 from viewers.slice_viewer import SliceViewer
 from viewers.thumbnail import series_thumbnail
 
 THUMBNAIL = 32  # px, the series switcher's icons
+SLIDE_MODALITY = "SM"  # VL Whole Slide Microscopy: shown by the slide viewer
 
 
 SERIES_LABEL_CHARS = 24  # the combo is this wide; a longer label is shortened, whole in its tip
@@ -132,6 +135,12 @@ class StudyView(QWidget):
         layout.addLayout(bar)
         layout.addWidget(self.viewer, 1)
         layout.addWidget(self.legend)
+        self.slide = SlideStudy(archive, ops, self)
+        self.slide.hide()
+        self.slide.sig_tiles.connect(self._on_slide_tiles)
+        self.slide.sig_missing.connect(self._on_slide_missing)
+        layout.addWidget(self.slide, 1)
+        self.showing_slide = False  # the open series is a whole slide (the slide viewer shows it)
 
         self._study_uid: str | None = None
         self._series: list[SeriesRef] = []
@@ -165,6 +174,8 @@ class StudyView(QWidget):
         self._pending_finding = None
         self._highlight = None
         self.has_no_images = False
+        self._show_slide_view(False)
+        self.series_combo.show()
         self.viewer.overlays.hidden_findings.clear()  # the findings panel starts all shown
         self.viewer.overlays.hover = None
         self.title.setText(title)
@@ -196,6 +207,9 @@ class StudyView(QWidget):
             self.viewer.clear("This study has no image series")
             return False
         self._series_of_sop = series_of_sop
+        slide = next((s for s in series if (s.modality or "").upper() == SLIDE_MODALITY), None)
+        if slide is not None:
+            return await self._open_slide(slide, generation)
         return await self._load(self._series_for_findings() or series[0], generation)
 
     def _list_series(self, study_uid: str) -> tuple[list[SeriesRef], dict[str, str]]:
@@ -223,10 +237,13 @@ class StudyView(QWidget):
     def set_findings(self, findings: Sequence[Finding]) -> None:
         """Replace the findings drawn over the images (e.g. after a refresh)."""
         self._findings = list(findings)
+        self.slide.set_findings(self._findings)
         self.viewer.set_findings(self._findings, self._highlight)
 
     def show_finding(self, tracking_uid: str) -> bool:
         """Go to the slice of a finding and highlight it; False if it is not in this series."""
+        if self.showing_slide:
+            return self._show_slide_finding(tracking_uid)
         finding = next((f for f in self._findings if f.tracking_uid == tracking_uid), None)
         volume = self.viewer.volume
         self._highlight = tracking_uid
@@ -256,6 +273,8 @@ class StudyView(QWidget):
 
     # -- overlay controls (finding cards, the O key) ----------------------------------
     def set_finding_visible(self, tracking_uid: str, visible: bool) -> None:
+        if self.showing_slide:
+            self.slide.set_finding_visible(tracking_uid, visible)
         self.viewer.overlays.set_finding_visible(tracking_uid, visible)
 
     def hover_finding(self, tracking_uid: str) -> None:
@@ -264,6 +283,8 @@ class StudyView(QWidget):
 
     def toggle_overlays(self) -> bool:
         """All overlays off or on; returns whether they are now shown."""
+        if self.showing_slide:
+            return self.slide.toggle_groups()
         shown = self.viewer.overlays.toggle()
         self.legend.sync()
         return shown
@@ -299,6 +320,7 @@ class StudyView(QWidget):
         self._set_status("")
         self.progress.hide()
         self.legend.set_layers([])
+        self._show_slide_view(False)
         self.viewer.clear(message)
 
     # -- internals ---------------------------------------------------------------------
@@ -306,7 +328,12 @@ class StudyView(QWidget):
         if 0 <= index < len(self._series):
             self._cancel.set()
             self._generation += 1
-            self._ops.start(self._load(self._series[index], self._generation))
+            ref = self._series[index]
+            if (ref.modality or "").upper() == SLIDE_MODALITY:
+                self._ops.start(self._open_slide(ref, self._generation))
+            else:
+                self._show_slide_view(False)
+                self._ops.start(self._load(ref, self._generation))
 
     async def _load(self, ref: SeriesRef, generation: int) -> bool:
         self._cancel = cancel = threading.Event()
@@ -420,3 +447,64 @@ class StudyView(QWidget):
         self.status.setText(text)
         self.status.setToolTip("")
         self.status.setStyleSheet(f"color: {theme.URGENT if warn else theme.TEXT_MUTED};")
+
+    # -- whole-slide series ----------------------------------------------------------------
+    def _show_slide_view(self, slide: bool) -> None:
+        """The slide viewer in place of the slice viewer (and back, closing the slide)."""
+        if not slide:
+            self.slide.close()
+        self.showing_slide = slide
+        self.slide.setVisible(slide)
+        self.viewer.setVisible(not slide)
+        self.legend.setVisible(not slide)
+
+    async def _open_slide(self, ref: SeriesRef, generation: int) -> bool:
+        """Show a whole-slide series; True once its first view is on screen."""
+        self.series_combo.setCurrentIndex(max(self.series_combo.findData(ref.series_uid), 0))
+        self.series_combo.setVisible(len(self._series) > 1)  # one slide: room for the title
+        self._show_slide_view(True)
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self._set_status("Reading the slide…")
+        shown = await self.slide.open(ref, self._findings, key("overlays").tip("all groups"))
+        if generation != self._generation:
+            return False
+        if not shown:
+            self.progress.hide()
+            self._set_status("The slide could not be shown", warn=True)
+            return False
+        material = self.slide.material
+        if material is not None and material.problems:
+            self._set_status(
+                f"{len(material.problems)} AI annotation object(s) not shown", warn=True
+            )
+            self.status.setToolTip("\n".join(material.problems))
+        self.sig_image_shown.emit(ref.study_uid)
+        return True
+
+    def _show_slide_finding(self, tracking_uid: str) -> bool:
+        self._highlight = tracking_uid
+        if not self.slide.show_finding(tracking_uid):
+            finding = next((f for f in self._findings if f.tracking_uid == tracking_uid), None)
+            what = finding.finding.meaning if finding else "This finding"
+            self._set_status(f"{what} has no region on this slide", warn=True)
+            return False
+        self.sig_finding_shown.emit(tracking_uid)
+        return True
+
+    def _on_slide_tiles(self, done: int, total: int) -> None:
+        if not self.showing_slide:
+            return
+        if done >= total:
+            self.progress.hide()
+            self._set_status("")
+            return
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        self.progress.show()
+        self._set_status(f"Loading tiles {done}/{total}")
+
+    def _on_slide_missing(self, missing: int) -> None:
+        if self.showing_slide:
+            self.progress.hide()
+            self._set_status(f"{missing} tile(s) not available (shown blank)", warn=True)

@@ -82,11 +82,21 @@ class GroupLayer:
                 painter.drawEllipse(QPointF(float(x), float(y)), 3.0, 3.0)
             return len(screen)
         cells = np.floor(screen / CLUSTER_CELL).astype(np.int64)
-        keys, counts = np.unique(cells, axis=0, return_counts=True)
-        for (cx, cy), n in zip(keys, counts, strict=True):
-            radius = min(3.0 + 2.0 * np.sqrt(n), CLUSTER_CELL / 2)
-            centre = QPointF((cx + 0.5) * CLUSTER_CELL, (cy + 0.5) * CLUSTER_CELL)
-            painter.drawEllipse(centre, radius, radius)
+        keys, inverse, counts = np.unique(cells, axis=0, return_inverse=True, return_counts=True)
+        inverse = inverse.reshape(-1)
+        # Each disc sits at the mean of its points (not on a grid), its area follows the
+        # cell's share of the densest cell, and it is see-through: a slide full of cells
+        # must still show its tissue when zoomed out.
+        mean_x = np.bincount(inverse, weights=screen[:, 0]) / counts
+        mean_y = np.bincount(inverse, weights=screen[:, 1]) / counts
+        densest = float(counts.max())
+        fill = QColor(colour)
+        fill.setAlphaF(colour.alphaF() * 0.6)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QBrush(fill))
+        for x, y, n in zip(mean_x, mean_y, counts, strict=True):
+            radius = 2.5 + (CLUSTER_CELL * 0.3 - 2.5) * float(np.sqrt(n / densest))
+            painter.drawEllipse(QPointF(float(x), float(y)), radius, radius)
         return len(keys)
 
 

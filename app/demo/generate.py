@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,6 +22,8 @@ from app.demo.catalog import STUDIES, FindingSpec, StudySpec
 from app.demo.phantoms import Volume, head_ct, mr_brain
 from app.demo.radiograph import Radiograph, chest_radiograph
 from app.demo.segmentation import bleed_seg
+from app.demo.slide import DemoSlide, SlideSpec, generate_slide
+from app.demo.slide_annotations import build_slide_annotations
 from app.domain import Algorithm, Finding, Measurement, Region
 from app.errors import DemoDataError
 from app.results import codes
@@ -57,6 +59,8 @@ class DemoSet:
     seed: int
     reference_time: datetime
     studies: list[DemoStudy]
+    slide: DemoSlide | None = None  # the pathology study's whole-slide pyramid
+    slide_annotations: Dataset | None = None  # and its AI result (bulk annotations)
 
     def study(self, key: str) -> DemoStudy:
         for s in self.studies:
@@ -67,8 +71,11 @@ class DemoSet:
     def datasets(self) -> list[Dataset]:
         """Every instance: all images first, then the SRs (the order they are stored in)."""
         out = [ds for s in self.studies for ds in s.images]
+        if self.slide is not None:
+            out += list(self.slide.levels)
         out += [s.ai_sr for s in self.studies if s.ai_sr is not None]
-        return out + [s.ai_seg for s in self.studies if s.ai_seg is not None]
+        out += [s.ai_seg for s in self.studies if s.ai_seg is not None]
+        return out + ([self.slide_annotations] if self.slide_annotations is not None else [])
 
 
 def demo_uid(seed: int, *parts: str) -> str:
@@ -85,8 +92,12 @@ def generate_demo_set(
     reference_time: datetime | None = None,
     *,
     only: Collection[str] | None = None,
+    slide: SlideSpec | None = None,
+    slide_progress: Callable[[int, int], None] | None = None,
 ) -> DemoSet:
-    """Images and AI results for the catalog's studies (``only``: a subset by key)."""
+    """Images and AI results for the catalog's studies (``only``: a subset by key), and
+    with ``slide`` the pathology study: that slide and its AI bulk annotations
+    (``slide_progress(done, total)`` counts its tiles)."""
     now = reference_time or datetime.now().replace(second=0, microsecond=0)
     wanted = [s for s in STUDIES if only is None or s.key in only]
     if only is not None and len(wanted) != len(set(only)):
@@ -99,7 +110,14 @@ def generate_demo_set(
             studies.append(_study(spec, index, seed, now))
         except (ValueError, TypeError) as exc:  # highdicom/pydicom refusals
             raise DemoDataError(f"demo study {spec.key!r} could not be built: {exc}") from exc
-    return DemoSet(seed=seed, reference_time=now, studies=studies)
+    demo = DemoSet(seed=seed, reference_time=now, studies=studies)
+    if slide is not None:
+        try:
+            demo.slide = generate_slide(slide, slide_progress)
+            demo.slide_annotations = build_slide_annotations(demo.slide)
+        except (ValueError, TypeError) as exc:
+            raise DemoDataError(f"the demo slide could not be built: {exc}") from exc
+    return demo
 
 
 def _study(spec: StudySpec, index: int, seed: int, now: datetime) -> DemoStudy:

@@ -18,6 +18,7 @@ from pathlib import Path
 from app.archive.client import DicomClientArchive, open_dicomweb, open_local
 from app.archive.protocol import ImageArchive
 from app.demo.generate import DemoSet, generate_demo_set
+from app.demo.slide_catalog import configured_size, demo_slide_spec
 from app.errors import ArchiveError, DemoDataError
 from app.settings import demo_archive_dir
 
@@ -52,19 +53,23 @@ def seed_archive(archive: ImageArchive, demo: DemoSet, progress: Progress | None
         done += len(batch)
         if progress is not None:
             progress(done, total)
-    log.info(
-        "stored %d demo instances (%d studies) in %s", total, len(demo.studies), archive.description
-    )
+    studies = len(demo.studies) + (1 if demo.slide is not None else 0)
+    log.info("stored %d demo instances (%d studies) in %s", total, studies, archive.description)
     return total
 
 
 def ensure_demo_archive(
-    folder: Path | None = None, seed: int = 0, progress: Progress | None = None
+    folder: Path | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+    *,
+    slide_size: str | None = None,
 ) -> DicomClientArchive:
     """The offline demo archive at ``folder``, generated and seeded on first use.
 
-    ``progress(done, total)`` reports the storing on first use (generating comes
-    before it, a few seconds with no report).
+    ``progress(done, total)`` reports on first use the demo slide's tiles as they are
+    made, then the instances as they are stored. ``slide_size`` (``WxH``) is the
+    slide's base level; by default ``app.demo.slide_catalog.configured_size``.
 
     A folder seeded before (its marker file exists) is opened as it is, even
     when the marker names another seed: the user's demo data is never replaced
@@ -85,23 +90,42 @@ def ensure_demo_archive(
         return archive
     if marker.exists():
         log.warning("demo archive marker %s is unreadable; seeding again", marker)
-    _seed_folder(archive, folder, seed, progress)
+    _seed_folder(archive, folder, seed, progress, slide_size)
     return archive
 
 
-def seed_target(target: str, seed: int = 0, progress: Progress | None = None) -> int:
-    """Seed the demo set into a DICOMweb server (http/https URL) or a local folder.
+def seed_target(
+    target: str,
+    seed: int = 0,
+    progress: Progress | None = None,
+    *,
+    slide_size: str | None = None,
+) -> int:
+    """Seed the demo set, the demo slide included, into a DICOMweb server (http/https
+    URL) or a local folder.
 
-    The target is checked before the set is generated; returns the instances stored.
+    The target (and ``slide_size``) is checked before the set is generated; returns the
+    instances stored.
     """
+    configured_size(slide_size)  # a bad size fails before anything is generated
     if target.startswith(("http://", "https://")):
         archive = open_dicomweb(target)
         archive.check()
-        return seed_archive(archive, generate_demo_set(seed), progress)
+        return seed_archive(archive, _generate(seed, progress, slide_size), progress)
     folder = Path(target).expanduser()
     if folder.exists() and not folder.is_dir():
         raise DemoDataError(f"seed target must be a folder or an http(s) URL, got file {target!r}")
-    return _seed_folder(open_local(folder), folder, seed, progress)
+    return _seed_folder(open_local(folder), folder, seed, progress, slide_size)
+
+
+def _generate(seed: int, progress: Progress | None, slide_size: str | None) -> DemoSet:
+    now = datetime.now().replace(second=0, microsecond=0)
+    return generate_demo_set(
+        seed,
+        now,
+        slide=demo_slide_spec(seed, now, slide_size),
+        slide_progress=progress,
+    )
 
 
 def read_marker(folder: Path) -> dict[str, object] | None:
@@ -118,13 +142,16 @@ def _seed_folder(
     folder: Path,
     seed: int,
     progress: Progress | None,
+    slide_size: str | None = None,
 ) -> int:
-    demo = generate_demo_set(seed)
+    demo = _generate(seed, progress, slide_size)
     count = seed_archive(archive, demo, progress)
+    slide = demo.slide.spec if demo.slide is not None else None
     record = {
         "seed": seed,
-        "studies": len(demo.studies),
+        "studies": len(demo.studies) + (1 if slide else 0),
         "instances": count,
+        "slide": f"{slide.width}x{slide.height}" if slide else None,
         "reference_time": demo.reference_time.isoformat(),
         "seeded_at": datetime.now().isoformat(timespec="seconds"),
     }

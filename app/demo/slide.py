@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterator
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -34,6 +37,8 @@ VL_WSI = UID("1.2.840.10008.5.1.4.1.1.77.1.6")
 TILE = 256
 MANUFACTURER = "AI Review Companion"
 _SRGB: bytes | None = None
+PARALLEL_MIN_TILES = 400  # below this, worker processes cost more than they save
+MAX_WORKERS = 8
 
 
 @dataclass(frozen=True)
@@ -80,8 +85,15 @@ def level_size(spec: SlideSpec, level: int) -> tuple[int, int]:
     return math.ceil(spec.width / d), math.ceil(spec.height / d)
 
 
-def generate_slide(spec: SlideSpec | None = None) -> DemoSlide:
-    """The slide's content and its pyramid, one instance per level."""
+def generate_slide(
+    spec: SlideSpec | None = None, progress: Callable[[int, int], None] | None = None
+) -> DemoSlide:
+    """The slide's content and its pyramid, one instance per level.
+
+    ``progress(done, total)`` counts tiles rendered and encoded. A slide of more than
+    ``PARALLEL_MIN_TILES`` tiles is rendered and JPEG-encoded a tile row at a time in
+    worker processes (one per core): the same pixels, in a fraction of the time.
+    """
     spec = spec or SlideSpec()
 
     def uid(*parts: str) -> str:
@@ -94,9 +106,73 @@ def generate_slide(spec: SlideSpec | None = None) -> DemoSlide:
         frame_of_reference_uid=uid("for"),
         content=make_content(spec.width, spec.height, spec.seed),
     )
-    for level in range(spec.levels):
-        slide.levels.append(_level_instance(slide, level))
+    total = sum(
+        _tile_grid(spec, level)[0] * _tile_grid(spec, level)[1] for level in range(spec.levels)
+    )
+    done = 0
+    if progress is not None:
+        progress(0, total)
+    workers = min(os.cpu_count() or 1, MAX_WORKERS)
+    pool: ProcessPoolExecutor | None = None
+    if total >= PARALLEL_MIN_TILES and workers > 1:
+        pool = ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(slide.content, spec.quality),
+        )
+    try:
+        for level in range(spec.levels):
+            across, down = _tile_grid(spec, level)
+            rows: Iterator[list[bytes]]
+            if pool is not None:
+                rows = pool.map(_encode_row, [(2**level, ty, across) for ty in range(down)])
+            else:
+                rows = (
+                    _row_frames(slide.content, spec.quality, 2**level, ty, across)
+                    for ty in range(down)
+                )
+            frames: list[bytes] = []
+            for row in rows:
+                frames.extend(row)
+                done += len(row)
+                if progress is not None:
+                    progress(done, total)
+            slide.levels.append(_level_instance(slide, level, frames))
+    finally:
+        if pool is not None:
+            pool.shutdown()
     return slide
+
+
+def _tile_grid(spec: SlideSpec, level: int) -> tuple[int, int]:
+    cols, rows = level_size(spec, level)
+    return math.ceil(cols / TILE), math.ceil(rows / TILE)
+
+
+def _row_frames(
+    content: SlideContent, quality: int, scale: int, ty: int, across: int
+) -> list[bytes]:
+    return [
+        _jpeg(render_tile(content, scale, tx * TILE, ty * TILE, TILE), quality)
+        for tx in range(across)
+    ]
+
+
+_WORKER: tuple[SlideContent, int] | None = None
+
+
+def _init_worker(content: SlideContent, quality: int) -> None:
+    global _WORKER
+    _WORKER = (content, quality)
+
+
+def _encode_row(job: tuple[int, int, int]) -> list[bytes]:
+    """In a worker process: one tile row of a level, JPEG-encoded."""
+    assert _WORKER is not None
+    content, quality = _WORKER
+    scale, ty, across = job
+    return _row_frames(content, quality, scale, ty, across)
 
 
 def iter_tiles(slide: DemoSlide, level: int) -> Iterator[np.ndarray]:
@@ -107,11 +183,10 @@ def iter_tiles(slide: DemoSlide, level: int) -> Iterator[np.ndarray]:
             yield render_tile(slide.content, 2**level, tx * TILE, ty * TILE, TILE)
 
 
-def _level_instance(slide: DemoSlide, level: int) -> FileDataset:
+def _level_instance(slide: DemoSlide, level: int, frames: list[bytes]) -> FileDataset:
     spec = slide.spec
     cols, rows = level_size(spec, level)
     spacing = spec.pixel_spacing_mm * 2**level
-    frames = [_jpeg(tile, spec.quality) for tile in iter_tiles(slide, level)]
     sop_uid = slide.uid("level", str(level))
 
     meta = FileMetaDataset()

@@ -1,7 +1,8 @@
 """Build the prioritized worklist: studies joined with their AI results.
 
-One full build is two QIDO-RS searches (all studies; all SR instances) plus
-one WADO-RS retrieve per AI result not seen before. Parsed results are cached
+One full build is three QIDO-RS searches (all studies; all SR instances; all
+Microscopy Bulk Simple Annotations instances, modality ANN, which are a slide's AI
+results) plus one WADO-RS retrieve per AI result not seen before. Parsed results are cached
 by SOP Instance UID — a DICOM object never changes under its UID.
 
 A refresh first probes whether either list changed: one page of one result at
@@ -35,7 +36,7 @@ from app.domain import (
 )
 from app.domain.review import AssessmentRecord
 from app.errors import ArchiveError, ArchiveHTTPError, ResultParseError
-from app.results.ann_reader import is_bulk_annotations, read_bulk_annotations
+from app.results.ann_reader import ANN_SOP_CLASS, is_bulk_annotations, read_bulk_annotations
 from app.results.assessment_reader import is_assessment_sr, read_assessment
 from app.results.sr_reader import SR_SOP_CLASSES, read_ai_result
 from app.settings import WorklistWeights
@@ -44,6 +45,7 @@ from app.worklist.priority import score_study
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
+RESULT_MODALITIES = ("SR", "ANN")  # AI results: SR TID 1500 / assessments, and bulk annotations
 
 
 @dataclass(frozen=True)
@@ -232,17 +234,22 @@ class WorklistService:
             page = self.archive.search_studies(limit=2, offset=max(len(studies) - 1, 0))
             if not _same_tail(page, {s.study_uid for s in studies}, len(studies), "study_uid"):
                 return False
-            page_srs = self.archive.search_instances(
-                modality="SR", limit=2, offset=max(len(srs) - 1, 0)
-            )
-            return _same_tail(page_srs, {r.sop_uid for r in srs}, len(srs), "sop_uid")
+            for modality in RESULT_MODALITIES:
+                known = [r for r in srs if _modality_of(r) == modality]
+                page_srs = self.archive.search_instances(
+                    modality=modality, limit=2, offset=max(len(known) - 1, 0)
+                )
+                if not _same_tail(page_srs, {r.sop_uid for r in known}, len(known), "sop_uid"):
+                    return False
+            return True
         except ArchiveError as exc:
             log.info("change probe failed (%s); searching everything", exc)
             return False
 
     def _root_sr_instances(self) -> list[InstanceRef]:
-        """All SR instances of the archive in one search."""
-        return [r for r in self.archive.search_instances(modality="SR") if _is_sr(r)]
+        """All AI result instances of the archive: one search for SR, one for ANN."""
+        refs = [r for r in self.archive.search_instances(modality="SR") if _is_sr(r)]
+        return refs + self._ann_instances(self.archive.search_instances(modality="ANN"))
 
     def _per_study_sr_instances(
         self, studies: Sequence[StudyRef]
@@ -250,14 +257,21 @@ class WorklistService:
         """For archives that refuse a root-level instance search."""
         errors: list[str] = []
         refs: list[InstanceRef] = []
+        anns: list[InstanceRef] = []
         for study in studies:
-            if study.modalities and "SR" not in study.modalities:
-                continue
-            try:
-                refs.extend(self.archive.search_instances(study.study_uid, modality="SR"))
-            except ArchiveError as err:
-                errors.append(str(err))
-        return [r for r in refs if _is_sr(r)], errors
+            for modality, found in (("SR", refs), ("ANN", anns)):
+                if study.modalities and modality not in study.modalities:
+                    continue
+                try:
+                    found.extend(self.archive.search_instances(study.study_uid, modality=modality))
+                except ArchiveError as err:
+                    errors.append(str(err))
+        return [r for r in refs if _is_sr(r)] + self._ann_instances(anns), errors
+
+    @staticmethod
+    def _ann_instances(refs: Sequence[InstanceRef]) -> list[InstanceRef]:
+        """Bulk annotations found by modality ANN, labelled so (the probe counts them apart)."""
+        return [replace(r, modality="ANN") for r in refs if r.sop_class_uid in ("", ANN_SOP_CLASS)]
 
     def _fetch(self, refs: Sequence[InstanceRef], progress: Progress | None) -> list[_Fetched]:
         done: list[_Fetched] = []
@@ -363,6 +377,10 @@ def _same_tail(page: Sequence[object], known: set[str], count: int, attr: str) -
     if count == 0:
         return len(page) == 0
     return len(page) == 1 and getattr(page[0], attr) in known
+
+
+def _modality_of(ref: InstanceRef) -> str:
+    return "ANN" if ref.modality == "ANN" or ref.sop_class_uid == ANN_SOP_CLASS else "SR"
 
 
 def _is_sr(ref: InstanceRef) -> bool:

@@ -15,6 +15,7 @@ from app.demo.generate import demo_uid
 from app.domain import Urgency
 from app.errors import DemoDataError
 from app.results.sr_reader import read_ai_result
+from app.results.sr_writer import name_based_uid
 from tests.support.orthanc import OrthancServer
 
 EXPECTED_STUDIES = {demo_uid(0, s.key, "study"): s for s in STUDIES}
@@ -24,14 +25,17 @@ EXPECTED_SEGS = {
     demo_uid(0, s.key, "seg") for s in STUDIES if s.ai is not None and s.modality == "CT"
     and s.lesions
 }
+SLIDE_LEVELS = 3  # the tests' demo slide (tests/conftest.py: 1024x768)
+SLIDE_STUDY = name_based_uid("demo-slide-0-study")
 EXPECTED_INSTANCES = sum(
     44 if s.modality == "CT" else 24 if s.modality == "MR" else 1 for s in STUDIES
-) + len(EXPECTED_SRS) + len(EXPECTED_SEGS)
+) + len(EXPECTED_SRS) + len(EXPECTED_SEGS) + SLIDE_LEVELS + 1  # the slide's levels and its ANN
 
 
 def _check_contents(archive: DicomClientArchive) -> None:
     studies = {s.study_uid: s for s in archive.search_studies()}
-    assert set(studies) == set(EXPECTED_STUDIES)
+    assert set(studies) == set(EXPECTED_STUDIES) | {SLIDE_STUDY}
+    assert {"SM", "ANN"} <= set(studies[SLIDE_STUDY].modalities)
     for uid, spec in EXPECTED_STUDIES.items():
         ref = studies[uid]
         assert ref.description == spec.description
@@ -67,7 +71,7 @@ def test_ensure_demo_archive_seeds_once(tmp_path: Path, monkeypatch: pytest.Monk
     started = time.perf_counter()
     again = ensure_demo_archive(folder, seed=0)
     assert time.perf_counter() - started < 10
-    assert len(again.search_studies()) == len(STUDIES)
+    assert len(again.search_studies()) == len(STUDIES) + 1
     # Another seed does not replace the user's demo data either.
     ensure_demo_archive(folder, seed=7)
     assert seed_module.read_marker(folder) == marker
@@ -82,7 +86,7 @@ def test_default_folder_is_the_settings_demo_dir(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(
         seed_module,
         "_seed_folder",
-        lambda archive, folder, seed, progress: calls.append((folder, seed)),
+        lambda archive, folder, seed, progress, size: calls.append((folder, seed)),
     )
     ensure_demo_archive(seed=3)
     assert calls == [(demo_archive_dir(), 3)]
@@ -102,8 +106,10 @@ def test_seed_target_orthanc(empty_orthanc: OrthancServer) -> None:
         empty_orthanc.dicomweb_url, seed=0, progress=lambda d, t: progress.append((d, t))
     )
     assert count == EXPECTED_INSTANCES
-    assert progress[0] == (0, count) and progress[-1] == (count, count)
-    assert len(progress) == 2 + (count - 1) // seed_module.BATCH_SIZE
+    # the slide's tiles as they are made, then the instances as they are stored
+    stored = progress[progress.index((0, count)) :]
+    assert progress[0][0] == 0 and progress[-1] == (count, count)
+    assert len(stored) == 2 + (count - 1) // seed_module.BATCH_SIZE
     _check_contents(open_dicomweb(empty_orthanc.dicomweb_url))
 
 
