@@ -87,11 +87,12 @@ class RunAi(QObject):
     def start_with_choice(self) -> asyncio.Task[Any]:
         return self.window.ops.start(self.run(choose=True))
 
-    def _refuse(self, text: str) -> bool:
-        """Say why nothing runs (status bar and banner); always False."""
+    def _refuse(self, text: str, *, banner: bool = True) -> bool:
+        """Say why nothing runs (status bar, and the banner); always False."""
         self.last_message = text
         self.window.statusBar().showMessage(text, 20_000)
-        self.window.banner.show_message(text)
+        if banner:
+            self.window.banner.show_message(text)
         return False
 
     async def run(self, *, choose: bool = False, model: str = "") -> bool:
@@ -107,9 +108,12 @@ class RunAi(QObject):
         from inference.outputs import evidence_headers
 
         window = self.window
+        if self.chooser is not None:  # Ctrl+I again while choosing: back to the chooser
+            self.chooser.activateWindow()
+            return False
         volume = window.study_view.volume
         if volume is None or not window.study_view.study_uid:
-            return self._refuse("Open a study with images first")
+            return self._refuse("Open a study with images first", banner=False)
         study_uid, series_uid = volume.study_uid, volume.series_uid
         settings, archive = self.settings, window.archive
         services = window.review_services
