@@ -165,7 +165,10 @@ def test_run_ai_shows_reviewable_findings_and_keeps_the_objects(
 
 
 def test_run_ai_refuses_a_series_the_model_does_not_fit_and_asks_when_it_cannot_tell(
-    demo_window: tuple[MainWindow, RunAi, ReviewServices], loop: LoopDriver, qtbot: QtBot
+    demo_window: tuple[MainWindow, RunAi, ReviewServices],
+    loop: LoopDriver,
+    qtbot: QtBot,
+    tmp_path: Path,
 ) -> None:
     """A chest CT: the head model is refused before anything runs, with the reason. A CT
     without Body Part Examined: the chooser opens and says what to check; Esc runs nothing."""
@@ -197,6 +200,7 @@ def test_run_ai_refuses_a_series_the_model_does_not_fit_and_asks_when_it_cannot_
     chooser = run_ai.chooser
     assert chooser is not None and chooser.current is not None
     assert "no Body Part Examined" in chooser.note.text()
+    chooser.grab().save(str(tmp_path / "chooser.png"))
     qtbot.keyClick(chooser.list, Qt.Key.Key_Escape)
     assert not loop.run(task, 30)
     assert run_ai._service is None
