@@ -210,7 +210,9 @@ def test_run_ai_refuses_a_series_the_model_does_not_fit_and_asks_when_it_cannot_
 def test_auto_run_rules_run_the_model_on_new_studies_without_ai(
     tmp_path: Path, memory_keyring: object, qtbot: QtBot, loop: LoopDriver
 ) -> None:
-    settings = Settings(autorun_rules=[{"model": "ich_demo_ct", "modality": "CT"}])
+    # body_part matches only when the series' Body Part Examined is read from the archive
+    rule = {"model": "ich_demo_ct", "modality": "CT", "body_part": ["HEAD"]}
+    settings = Settings(autorun_rules=[rule])
     archive = ensure_demo_archive(tmp_path / "demo")
     window = MainWindow(archive, WorklistService(archive, settings.weights), settings,
                         mode_label="Offline demo")
