@@ -128,6 +128,13 @@ def _infer(args: argparse.Namespace, settings: Any, registry: ModelRegistry) -> 
     if chosen is None:
         raise StudyNotSuitable("; ".join(dict.fromkeys(refusals)))
     series, entry = chosen
+    parts = entry.manifest.input_filter.body_parts if entry.manifest else ()
+    if parts and not body_part:
+        print(
+            f"companion: note: the series has no Body Part Examined; {entry.name} is made "
+            f"for {'/'.join(parts)}",
+            file=sys.stderr,
+        )
     volume = SeriesLoader(archive).load(
         args.study_uid, series.series_uid, progress=_progress("Loading the series")
     )

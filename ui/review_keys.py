@@ -74,7 +74,14 @@ VIEWER_KEYS: tuple[tuple[str, str], ...] = (
     ("Esc", "Cancel a region edit"),
 )
 
-BY_NAME = {k.name: k for k in KEYS}
+# Local AI (ui/run_ai.py binds these; listed here so the sheet shows them and no key clashes).
+AI_KEYS: tuple[Key, ...] = (
+    Key("run_ai", ("Ctrl+I",), "Run AI: the model that fits the shown series", "AI"),
+    Key("run_ai_with", ("Ctrl+Shift+I",), "Run AI with… (choose the model)", "AI"),
+    Key("models", ("Ctrl+Shift+M",), "List the AI models (state, intended use, input)", "AI"),
+)
+
+BY_NAME = {k.name: k for k in (*KEYS, *AI_KEYS)}
 
 
 def key(name: str) -> Key:
@@ -92,7 +99,7 @@ class ShortcutsSheet(QDialog):
         grid.setVerticalSpacing(4)
         row = 0
         groups: dict[str, list[tuple[str, str]]] = {}
-        for k in KEYS:
+        for k in (*KEYS, *AI_KEYS):
             groups.setdefault(k.group, []).append((k.shown, k.text))
         groups["Image"] = list(VIEWER_KEYS)
         for group, rows in groups.items():

@@ -10,12 +10,12 @@ overlays to confirm, reject or modify.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt
-from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -35,10 +35,13 @@ from app.settings import Settings
 from ui.actions import window_action
 from ui.async_ops import OpFailed
 from ui.main_window import MainWindow
+from ui.model_chooser import ModelChooser
+from ui.review_keys import key as review_key
 
 log = logging.getLogger(__name__)
-RUN_KEY = QKeySequence("Ctrl+I")
-MODELS_KEY = QKeySequence("Ctrl+Shift+M")
+RUN_KEY = review_key("run_ai").sequences[0]
+RUN_WITH_KEY = review_key("run_ai_with").sequences[0]
+MODELS_KEY = review_key("models").sequences[0]
 
 
 class RunAi(QObject):
@@ -53,11 +56,17 @@ class RunAi(QObject):
         self.registry = ModelRegistry.from_settings(settings.models_folder)
         self._service: Any = None  # InferenceService, started on first use
         self.last_where = ""
+        self.last_message = ""  # the last refusal shown ("" after a run started)
+        self.chooser: ModelChooser | None = None  # while "Run AI with…" is open
         self.button = QPushButton(f"Run AI ({RUN_KEY.toString()})", window.study_view)
-        self.button.setToolTip("Run a local AI model on this series (Ctrl+I); Ctrl+Shift+M lists them")
+        self.button.setToolTip(
+            "Run a local AI model on this series (Ctrl+I); choose the model: Ctrl+Shift+I; "
+            "Ctrl+Shift+M lists them"
+        )
         self.button.clicked.connect(self.start)
         window.study_view.bar.addWidget(self.button)
         window_action(window, "Run AI on this study", RUN_KEY, self.start)
+        window_action(window, "Run AI with…", RUN_WITH_KEY, self.start_with_choice)
         window_action(window, "AI models", MODELS_KEY, self.show_models)
         window.sig_closed.connect(self.close)
         self._auto_seen: set[str] = set()  # studies auto-run already looked at
@@ -72,24 +81,70 @@ class RunAi(QObject):
             self._service = InferenceService(self.registry, device=self.settings.inference_device)
         return self._service
 
-    def start(self) -> None:
-        self.window.ops.start(self.run())
+    def start(self) -> asyncio.Task[Any]:
+        return self.window.ops.start(self.run())
 
-    async def run(self) -> bool:
-        """Run the default model for the shown series; True once its findings are shown."""
+    def start_with_choice(self) -> asyncio.Task[Any]:
+        return self.window.ops.start(self.run(choose=True))
+
+    def _refuse(self, text: str, *, banner: bool = True) -> bool:
+        """Say why nothing runs (status bar, and the banner); always False."""
+        self.last_message = text
+        self.window.statusBar().showMessage(text, 20_000)
+        if banner:
+            self.window.banner.show_message(text)
+        return False
+
+    async def run(self, *, choose: bool = False, model: str = "") -> bool:
+        """Run a model that fits the shown series; True once its findings are shown.
+
+        The series' Body Part Examined, modality, slices and spacing are checked against
+        every model first (``inference.choose``, as auto-run and ``companion infer`` do):
+        with none that fits, nothing runs and the reason is shown. The chooser opens when
+        asked (``choose``, "Run AI with…"), when several models fit, or when the fit cannot
+        be checked (no body part in the series); otherwise the one that fits runs.
+        ``model`` names the model to run (it still has to fit)."""
+        from inference.choose import body_part_of, model_choices, refusal_text
+        from inference.outputs import evidence_headers
+
         window = self.window
+        if self.chooser is not None:  # Ctrl+I again while choosing: back to the chooser
+            self.chooser.activateWindow()
+            return False
         volume = window.study_view.volume
         if volume is None or not window.study_view.study_uid:
-            window.statusBar().showMessage("Open a study with images first", 10_000)
-            return False
-        entry = self.registry.default_for(volume.modality)
-        if entry is None:
-            window.statusBar().showMessage(
-                f"No available model takes {volume.modality or 'this'} images "
-                f"(Ctrl+Shift+M lists the models)",
-                15_000,
+            return self._refuse("Open a study with images first", banner=False)
+        study_uid, series_uid = volume.study_uid, volume.series_uid
+        settings, archive = self.settings, window.archive
+        services = window.review_services
+        try:
+            evidence = await window.ops.run(
+                "Reading the series header",
+                lambda _report: evidence_headers(archive, study_uid, series_uid),
             )
+        except OpFailed:
             return False
+        body_part = body_part_of(evidence)
+        choices = model_choices(self.registry, volume, body_part)
+        fitting = [c for c in choices if c.fits]
+        if model:
+            named = [c for c in choices if c.entry.name == model]
+            if not named:
+                return self._refuse(f"No model named {model!r} (Ctrl+Shift+M lists the models)")
+            if not named[0].fits:
+                return self._refuse(f"{model} does not fit this series: {named[0].refusal}")
+            entry = named[0].entry
+        elif not fitting:
+            return self._refuse(refusal_text(choices, volume.modality, body_part))
+        elif choose or len(fitting) > 1 or fitting[0].unverified:
+            series = " ".join(p for p in (volume.modality, body_part, volume.description) if p)
+            picked = await self._choose(choices, f"{series or 'this series'}")
+            if picked is None:
+                return False
+            entry = picked
+        else:
+            entry = fitting[0].entry
+        self.last_message = ""
         cancel = threading.Event()
         dialog = QProgressDialog(f"Running {entry.name}…", "Cancel", 0, 0, window)
         dialog.setWindowTitle("Run AI")
@@ -98,9 +153,6 @@ class RunAi(QObject):
         dialog.canceled.connect(cancel.set)
         dialog.show()
         self.dialog = dialog
-        study_uid, series_uid = volume.study_uid, volume.series_uid
-        settings, archive = self.settings, window.archive
-        services = window.review_services
 
         def progress(done: int, total: int) -> None:
             dialog.setMaximum(max(total, 1))
@@ -109,14 +161,15 @@ class RunAi(QObject):
         def job(report: Any) -> tuple[Any, Any, str]:  # on a pool thread: no Qt here
             from inference.outputs import (
                 build_objects,
-                evidence_headers,
                 keep_local,
                 local_results_dir,
                 store_via_outbox,
             )
 
-            result = self.service.run(volume, entry, progress=report, cancel=cancel)
-            objects = build_objects(result, evidence_headers(archive, study_uid, series_uid))
+            result = self.service.run(
+                volume, entry, body_part=body_part, progress=report, cancel=cancel
+            )
+            objects = build_objects(result, evidence)
             if settings.ai_results_to_archive and services is not None:
                 store_via_outbox(objects, services.outbox, services.destination)
                 services.wake_senders()
@@ -146,6 +199,20 @@ class RunAi(QObject):
             return await window.open_study(study_uid)
         return True
 
+    async def _choose(self, choices: list[Any], series_text: str) -> Any | None:
+        """Show the chooser and wait for the reader; the entry to run, or None."""
+        chooser = ModelChooser(choices, series_text, self.window)
+        self.chooser = chooser
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        chooser.finished.connect(lambda code: done.done() or done.set_result(code))
+        chooser.open()
+        try:
+            await done
+            return chooser.chosen
+        finally:
+            self.chooser = None
+            chooser.deleteLater()
+
     # -- auto-run rules (setting autorun_rules) ----------------------------------------
     def _on_worklist(self) -> None:
         from inference.autorun import needs_autorun, rules_from_settings
@@ -172,6 +239,7 @@ class RunAi(QObject):
         def job(_report: Any) -> list[tuple[Any, Any]]:  # a pool thread: no Qt here
             from app.archive.volume import display_series, load_volume
             from inference.autorun import plan_autorun
+            from inference.choose import series_body_part
             from inference.outputs import (
                 build_objects,
                 evidence_headers,
@@ -184,14 +252,20 @@ class RunAi(QObject):
             for study_uid in study_uids:
                 try:
                     series = display_series(archive, study_uid)
-                    plan = plan_autorun(rules, series, None, available)
+                    body_parts = {
+                        s.series_uid: series_body_part(archive, study_uid, s.series_uid)
+                        for s in series
+                    }
+                    plan = plan_autorun(rules, series, body_parts, available)
                 except CompanionError as exc:
                     log.warning("auto-run: the study's series could not be listed: %s", exc)
                     continue
                 for run in plan:
                     try:
                         volume = load_volume(archive, run.study_uid, run.series_uid)
-                        result = self.service.run(volume, run.model)
+                        result = self.service.run(
+                            volume, run.model, body_part=body_parts.get(run.series_uid, "")
+                        )
                         evidence = evidence_headers(archive, run.study_uid, run.series_uid)
                         objects = build_objects(result, evidence)
                         if settings.ai_results_to_archive and services is not None:

@@ -8,7 +8,7 @@ from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
 
-from ui.review_keys import KEYS, ShortcutsSheet
+from ui.review_keys import AI_KEYS, KEYS, ShortcutsSheet
 
 # Keys the slice viewer handles itself (viewers/slice_viewer.py, region editor).
 VIEWER = {"Up", "Down", "PgUp", "PgDown", "Home", "End", "T", "R", "Esc", "Return", "Enter",
@@ -17,7 +17,7 @@ VIEWER = {"Up", "Down", "PgUp", "PgDown", "Home", "End", "T", "R", "Esc", "Retur
 
 def test_no_key_is_used_twice_or_taken_from_the_viewer() -> None:
     seen: dict[str, str] = {}
-    for k in KEYS:
+    for k in (*KEYS, *AI_KEYS):
         for seq in k.keys:
             text = QKeySequence(seq).toString()
             assert text, f"{k.name}: {seq!r} is not a key sequence"
@@ -31,6 +31,6 @@ def test_shortcuts_sheet_lists_every_key(qtbot: QtBot) -> None:
     sheet = ShortcutsSheet()
     qtbot.addWidget(sheet)
     texts = {label.text() for label in sheet.findChildren(QLabel)}
-    for k in KEYS:
+    for k in (*KEYS, *AI_KEYS):
         assert k.text in texts and k.shown in texts
     assert "Window presets" in texts and "Cancel a region edit" in texts

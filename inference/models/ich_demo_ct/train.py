@@ -3,8 +3,9 @@
     python -m inference.models.ich_demo_ct.train --out resources/models/ich_demo_ct
 
 Deterministic: seeded data, seeded weights, deterministic torch algorithms, a fixed
-thread count; the same command gives the same weights on the same torch build.
-The defaults take a few minutes on 2 CPU cores. ``--cases 2 --iterations 2`` is the
+thread count; the same command gives the same weights on the same torch build and
+CPU (another CPU's SIMD kernels round differently). The defaults took 1 min 28 s on 2
+idle CPU cores (measured: docs/inference.md). ``--cases 2 --iterations 2`` is the
 tiny configuration the tests run. Cases use seeds 1000+; the held-out evaluation
 (``evaluate.py``) uses seeds 9000+, never seen in training.
 """
