@@ -66,7 +66,8 @@ def test_idle_locks_hides_patient_data_keeps_sending_and_unlocks(
     qtbot.waitExposed(guard.lock_window)
     assert not window.isVisible() and not station.sidecar.isVisible()
     shown = " ".join(label.text() for label in guard.lock_window.findChildren(QLabel))
-    assert "locked" in shown and "no sign-in" in shown
+    assert "locked" in shown and "no sign-in" in shown and "reader ID" in shown
+    assert guard.lock_window.password.isVisible()
     patient = window.worklist.items[0].study.patient_name.split("^")[0]  # type: ignore[union-attr]
     assert patient and patient not in shown
     assert guard.lock_window.grab().save(str(tmp_path / "locked.png"))
@@ -89,9 +90,13 @@ def test_idle_locks_hides_patient_data_keeps_sending_and_unlocks(
     finally:
         sender.stop()
 
+    # No sign-in here (the offline demo): a click is not enough, the reader's ID is.
+    guard.lock_window.unlock_button.click()
+    assert guard.locked and "not the reader" in guard.lock_window.problem.text()
+    guard.lock_window.password.setText("dr.side")
     guard.lock_window.unlock_button.click()
     assert not guard.locked and window.isVisible()
-    assert EventKind.UNLOCK in _audit_kinds(station)
+    assert _audit_kinds(station).count(EventKind.UNLOCK) == 2  # the refused try too
     # Input resets the idle time.
     clock.now += IDLE_MINUTES * 60 - 1
     guard.watcher.check()
