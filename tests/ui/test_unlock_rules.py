@@ -63,9 +63,7 @@ def test_a_reader_is_named_by_id_name_or_initials() -> None:
 
 
 def test_bearer_unlock_needs_the_token(station: Workstation, tmp_path: Path) -> None:
-    profile = ConnectionProfile(
-        name="pacs", url="https://pacs.example/dicom-web", auth="bearer"
-    )
+    profile = ConnectionProfile(name="pacs", url="https://pacs.example/dicom-web", auth="bearer")
     keyring.set_password(KEYRING_SERVICE, keyring_key(profile), TOKEN)
     guard = SessionGuard(station, Settings(auto_lock_minutes=1), profile)
     guard.lock()
