@@ -105,6 +105,15 @@ class IdleWatcher(QObject):
             app.removeEventFilter(self)
 
 
+LOCKED_NOTE = (
+    "AI results keep arriving and reviews already submitted keep being sent while "
+    "the companion is locked."
+)
+SIGNED_OUT_NOTE = (
+    "Reviews already submitted wait in the outbox and are sent once you have signed in again."
+)
+
+
 @dataclass(frozen=True)
 class UnlockRule:
     """How one profile unlocks: what the lock window says and what it asks for."""
@@ -125,7 +134,13 @@ class LockWindow(QWidget):
 
     sig_unlock_requested = Signal(str)  # what was typed ("" when the rule asks for nothing)
 
-    def __init__(self, rule: UnlockRule, *, title: str = "AI Review Companion is locked") -> None:
+    def __init__(
+        self,
+        rule: UnlockRule,
+        *,
+        title: str = "AI Review Companion is locked",
+        note: str = LOCKED_NOTE,
+    ) -> None:
         super().__init__(None, Qt.WindowType.Window)
         self.rule = rule
         self.setWindowTitle("AI Review Companion — locked")
@@ -147,13 +162,9 @@ class LockWindow(QWidget):
         self.unlock_button = QPushButton(rule.button, self)
         self.unlock_button.setDefault(True)
         self.unlock_button.clicked.connect(self._unlock)
-        note = QLabel(
-            "AI results keep arriving and reviews already submitted keep being sent while "
-            "the companion is locked.",
-            self,
-        )
-        note.setWordWrap(True)
-        note.setStyleSheet(f"color: {theme.TEXT_MUTED};")
+        self.note = note_label = QLabel(note, self)
+        note_label.setWordWrap(True)
+        note_label.setStyleSheet(f"color: {theme.TEXT_MUTED};")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(40, 40, 40, 40)
         layout.setSpacing(14)
@@ -163,7 +174,7 @@ class LockWindow(QWidget):
         layout.addWidget(self.password)
         layout.addWidget(self.unlock_button)
         layout.addWidget(self.problem)
-        layout.addWidget(note)
+        layout.addWidget(note_label)
         layout.addStretch(2)
         self.resize(560, 460)
         if rule.typed:
@@ -211,6 +222,15 @@ def unlock_method(profile: ConnectionProfile | None) -> UnlockRule:
         "sign-in",
         f"Unlocking opens your browser to sign in to {profile.name} again.",
         button="Sign in to unlock",
+    )
+
+
+def signed_out_rule(profile: ConnectionProfile) -> UnlockRule:
+    """The lock window after "Sign out": only a new sign-in opens it."""
+    return UnlockRule(
+        "sign-in",
+        f"Sign in to {profile.name} to continue: your browser opens the sign-in page.",
+        button="Sign in",
     )
 
 

@@ -34,12 +34,14 @@ from ui.actions import window_action
 from ui.async_ops import OpFailed
 from ui.auto_lock import (
     MAX_TRIES,
+    SIGNED_OUT_NOTE,
     WAIT_AFTER_TRIES_S,
     IdleWatcher,
     LockWindow,
     lock_event,
     password_matches,
     reader_matches,
+    signed_out_rule,
     token_matches,
     unlock_method,
 )
@@ -218,11 +220,12 @@ class SessionGuard(QObject):
         ws = self.workstation
         self._mode_before_lock = ws.mode
         ws.locked = True
-        rule = unlock_method(self.profile)
-        if reason == "sign-out":
-            self.lock_window = LockWindow(rule, title="You are signed out")
+        if reason == "sign-out" and self.profile is not None:
+            self.lock_window = LockWindow(
+                signed_out_rule(self.profile), title="You are signed out", note=SIGNED_OUT_NOTE
+            )
         else:
-            self.lock_window = LockWindow(rule)
+            self.lock_window = LockWindow(unlock_method(self.profile))
         self.lock_window.sig_unlock_requested.connect(self._unlock_requested)
         ws.window.hide()
         ws.sidecar.hide()
