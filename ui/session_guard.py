@@ -203,6 +203,11 @@ class SessionGuard(QObject):
             services.resume_senders()
         window.banner.hide()
         window.request_refresh()
+        # FHIRcast stops retrying after a 401 from the hub ("sign in again"): it may now.
+        subscriber = getattr(self.workstation.follower, "subscriber", None)
+        retry = getattr(subscriber, "retry", None)
+        if callable(retry):
+            retry()
 
     def _on_lost_sign_in(self, why: str) -> None:
         reason = "Your sign-in has ended" + (f" ({why})" if why else "") + ": sign in again."

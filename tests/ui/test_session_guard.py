@@ -240,10 +240,22 @@ def test_sign_out_revokes_hides_patient_data_and_asks_for_a_sign_in(
     qtbot.waitUntil(lambda: guard._dialog is None, timeout=5000)
     assert guard.locked  # no sign-in, no patient data
 
+    retried: list[bool] = []  # a FHIRcast subscriber that stopped at the hub's 401
+
+    class Subscriber:
+        def retry(self) -> None:
+            retried.append(True)
+
+    class Follower:
+        subscriber = Subscriber()
+
+    station.follower = Follower()  # type: ignore[assignment]
     guard.open_browser = oidc_provider.Browser().open  # now the reader signs in
     guard.lock_window.unlock_button.click()
     loop.until(lambda: not guard.locked, 30)
     assert window.isVisible() and not needs_sign_in(profile)
+    assert retried == [True]  # FHIRcast tries again with the new sign-in
+    station.follower = None
 
 
 def test_a_lost_sign_in_asks_once(
