@@ -118,7 +118,10 @@ class SessionGuard(QObject):
         window = self.workstation.window
         button = QToolButton(window)
         button.setObjectName("readerMenu")
-        button.setText(self.reader.user_id)
+        button.setText(f"{self.reader.user_id} ▾")
+        button.setAutoRaise(True)
+        # The style's own arrow overlaps the text in a status bar; the text carries one.
+        button.setStyleSheet("QToolButton::menu-indicator { image: none; width: 0px; }")
         button.setToolTip("Lock the screen or sign out")
         button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         menu = QMenu(button)

@@ -151,15 +151,20 @@ def test_each_auth_kind_shows_its_unlock_prompt(
     guard.unlock()
 
 
-def test_sign_out_is_off_without_a_sign_in_and_keys_do_not_clash(station: Workstation) -> None:
+def test_sign_out_is_off_without_a_sign_in_and_keys_do_not_clash(
+    station: Workstation, qtbot: QtBot, tmp_path: Path
+) -> None:
     guard = SessionGuard(station, Settings(), PROFILES["basic"])
+    QApplication.processEvents()
+    assert guard.reader_button.isVisible()
+    assert station.window.statusBar().grab().save(str(tmp_path / "status-bar.png"))
     assert guard.sign_out_actions and not any(a.isEnabled() for a in guard.sign_out_actions)
     guard.sign_out()  # e.g. from a script: says why and does nothing
     assert not guard.locked
     assert "no sign-in to end" in station.window.statusBar().currentMessage()
     menu = guard.reader_button.menu()
     assert [a.text() for a in menu.actions()] == ["Lock now", "Sign out"]
-    assert guard.reader_button.text() == "dr.side"
+    assert guard.reader_button.text() == "dr.side ▾"
     for widget in (station.window, station.sidecar):
         seen: dict[str, str] = {}
         for action in widget.actions():
