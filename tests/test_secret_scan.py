@@ -76,3 +76,34 @@ def test_secrets_of_the_ui_tests_are_registered(memory_keyring: object) -> None:
 
     keyring.set_password("ai-review-companion", "pacs:dr.side", "s3cret pass")
     assert "s3cret pass" in secret_scan.SECRETS  # the in-memory keyring registers it
+
+
+def test_the_one_pass_search_finds_what_a_plain_search_finds(tmp_path: Path) -> None:
+    import random
+
+    rng = random.Random(7)
+    secrets = ["abcdefgh-1", "abcdefgh-2", "zz" * 6, "ünïcode-sécret", "a b/c?d=e&f"]
+    cases = [
+        b"abcdefgh-1",  # exactly one secret, at offset 0 and to the last byte
+        b"xxabcdefgh-",  # a shared prefix alone is no secret
+        b"\x00" * 100 + b"zz" * 6,
+        "ünïcode-sécret".encode("utf-16-le"),
+        b"q=a%20b%2Fc%3Fd%3De%26f;",
+        b"short",
+        b"",
+        bytes(rng.randrange(256) for _ in range(5000)) + b"abcdefgh-2",
+    ]
+    for i, data in enumerate(cases):
+        path = tmp_path / f"case{i}"
+        path.write_bytes(data)
+        expected = set()
+        for secret in secrets:
+            for needle, suffix in (
+                (secret.encode(), ""),
+                (secret.encode("utf-16-le"), " utf-16"),
+                (quote(secret, safe="").encode(), " url-encoded"),
+            ):
+                if needle in data and (suffix != " url-encoded" or needle != secret.encode()):
+                    expected.add(secret_scan.label(secret) + suffix)
+        found = {name for _, name in secret_scan.find_secrets([path], secrets)}
+        assert found == expected, (i, found, expected)

@@ -10,7 +10,11 @@ fixture each test's ``COMPANION_HOME`` and the session's base temp folder (every
 logs, the journal (outbox, audit, reviews) databases, or anything else a test left.
 
 A secret is searched raw, as UTF-16 and URL-encoded; secrets under 8 characters are
-not searched (too likely to occur by chance).
+not searched (too likely to occur by chance). A session leaves hundreds of megabytes
+(demo archives, Orthanc storage) and registers about a hundred secrets, so the search
+is one pass per file for all of them (``_Needles``): a lookup table of every needle's
+first two bytes picks the candidate offsets, their next eight bytes are looked up
+among the needles' prefixes, and only those candidates are compared in full.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import quote
+
+import numpy as np
 
 SECRETS: set[str] = set()  # every password and token the tests handled
 FOLDERS: set[Path] = set()  # every folder the tests wrote to
@@ -46,16 +52,48 @@ def label(secret: str) -> str:
     return f"{secret[:4]}…({len(secret)} chars)"
 
 
-def _needles(secrets: Iterable[str]) -> list[tuple[bytes, str]]:
-    needles: list[tuple[bytes, str]] = []
-    for secret in sorted({s for s in secrets if len(s) >= MIN_LENGTH}):
-        name = label(secret)
-        needles.append((secret.encode(), name))
-        needles.append((secret.encode("utf-16-le"), name + " utf-16"))
-        encoded = quote(secret, safe="")
-        if encoded != secret:
-            needles.append((encoded.encode(), name + " url-encoded"))
-    return needles
+class _Needles:
+    """Every encoding of every secret, searched in one pass over a file's bytes."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        self.names: dict[bytes, str] = {}
+        for secret in sorted({s for s in secrets if len(s) >= MIN_LENGTH}):
+            name = label(secret)
+            self.names[secret.encode()] = name
+            self.names[secret.encode("utf-16-le")] = name + " utf-16"
+            encoded = quote(secret, safe="")
+            if encoded != secret:
+                self.names[encoded.encode()] = name + " url-encoded"
+        self.first_two = np.zeros(65536, dtype=bool)
+        self.by_prefix: dict[bytes, list[bytes]] = {}
+        for needle in self.names:  # every needle has at least 8 bytes
+            self.first_two[needle[0] | (needle[1] << 8)] = True
+            self.by_prefix.setdefault(needle[:8], []).append(needle)
+        self.prefixes = np.unique(np.frombuffer(b"".join(self.by_prefix), dtype="<u8"))
+
+    def __bool__(self) -> bool:
+        return bool(self.names)
+
+    def search(self, data: bytes) -> list[str]:
+        """The names of the needles found in ``data``."""
+        buf = np.frombuffer(data, dtype=np.uint8)
+        if len(buf) < 8:
+            return []
+        pairs = buf[:-7].astype(np.uint16)  # the two bytes at every offset (little-endian)
+        pairs |= buf[1:-6].astype(np.uint16) << 8
+        offsets = np.flatnonzero(self.first_two[pairs])
+        del pairs
+        if not offsets.size:
+            return []
+        eight = buf[offsets[:, None] + np.arange(8)].copy().view("<u8").ravel()
+        at = np.searchsorted(self.prefixes, eight)
+        at[at == len(self.prefixes)] = 0
+        found: dict[str, None] = {}
+        for offset in offsets[self.prefixes[at] == eight].tolist():
+            for needle in self.by_prefix[data[offset : offset + 8]]:
+                if data.startswith(needle, offset):
+                    found[self.names[needle]] = None
+        return list(found)
 
 
 def _files(roots: Iterable[Path], top_level_since: float | None = None) -> Iterable[Path]:
@@ -89,7 +127,7 @@ def find_secrets(
     """(file, which secret) for every secret found in a file under ``roots`` (and in the
     files made at the top of the system temp folder since ``top_level_since``); the
     number of files read is appended to ``counted``."""
-    needles = _needles(secrets)
+    needles = _Needles(secrets)
     found: list[tuple[Path, str]] = []
     files = 0
     if not needles:
@@ -102,9 +140,7 @@ def find_secrets(
         except OSError:
             continue
         files += 1
-        for needle, name in needles:
-            if needle in data:
-                found.append((path, name))
+        found.extend((path, name) for name in needles.search(data))
     if counted is not None:
         counted.append(files)
     return found
