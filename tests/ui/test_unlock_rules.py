@@ -86,7 +86,9 @@ def test_bearer_unlock_needs_the_token(station: Workstation, tmp_path: Path) -> 
     ]
 
 
-def test_too_many_wrong_tries_make_the_reader_wait(station: Workstation) -> None:
+def test_too_many_wrong_tries_make_the_reader_wait(
+    station: Workstation, qtbot: QtBot, tmp_path: Path
+) -> None:
     clock = Clock()
     guard = SessionGuard(station, Settings(auto_lock_minutes=1), None, clock=clock)
     guard.lock()
@@ -96,6 +98,9 @@ def test_too_many_wrong_tries_make_the_reader_wait(station: Workstation) -> None
         lock.password.setText("someone else")
         lock.unlock_button.click()
     assert "wait 30 s" in lock.problem.text()
+    qtbot.waitExposed(lock)
+    QApplication.processEvents()
+    assert lock.grab().save(str(tmp_path / "unlock-wrong-tries.png"))
     clock.now += WAIT_AFTER_TRIES_S - 1
     lock.password.setText("dr.side")  # the right reader, but still too early
     lock.unlock_button.click()
