@@ -295,8 +295,9 @@ def lock_event(
     user: str,
     outcome: Outcome = Outcome.SUCCESS,
     *,
-    reason: str = "idle",
+    reason: str = "",
     method: str = "",
 ) -> AuditEvent:
-    details = {"reason": reason} | ({"method": method} if method else {})
+    """A lock (``reason``: idle, manual, sign-out) or unlock try (``method``) entry."""
+    details = ({"reason": reason} if reason else {}) | ({"method": method} if method else {})
     return AuditEvent(kind=kind, user=user, outcome=outcome, details=details)

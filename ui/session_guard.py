@@ -148,7 +148,7 @@ class SessionGuard(QObject):
         kind: EventKind,
         outcome: Outcome = Outcome.SUCCESS,
         *,
-        reason: str = "idle",
+        reason: str = "",
         method: str = "",
     ) -> None:
         services = self.workstation.window.review_services

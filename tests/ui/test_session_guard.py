@@ -74,6 +74,10 @@ def test_idle_locks_hides_patient_data_keeps_sending_and_unlocks(
     station.show_full()  # a notification click or a later launch must not reveal it
     assert not window.isVisible()
     assert EventKind.LOCK in _audit_kinds(station)
+    services = window.review_services
+    assert services is not None
+    locks = [e.event for e in services.audit.entries() if e.event.kind is EventKind.LOCK]
+    assert locks[-1].details == {"reason": "idle"}
 
     # The outbox keeps sending while locked.
     services = window.review_services

@@ -79,6 +79,10 @@ def test_bearer_unlock_needs_the_token(station: Workstation, tmp_path: Path) -> 
     lock.password.setText(f"  {TOKEN}\n")  # pasted with white space around it
     lock.unlock_button.click()
     assert not guard.locked and station.window.isVisible()
+    services = station.window.review_services
+    assert services is not None
+    lock_entry = next(e.event for e in services.audit.entries() if e.event.kind is EventKind.LOCK)
+    assert lock_entry.details == {"reason": "manual"}  # guard.lock(): Ctrl+L or the menu
     assert _unlocks(station) == [
         (Outcome.MINOR_FAILURE, "token"),
         (Outcome.MINOR_FAILURE, "token"),
@@ -179,3 +183,5 @@ def test_sign_out_is_off_without_a_sign_in_and_keys_do_not_clash(
                 seen[text] = action.text()
         assert seen[QKeySequence("Ctrl+Shift+L").toString()] == "Sign out"
         assert seen[QKeySequence("Ctrl+L").toString()] == "Lock now"
+    tray = [a.text() for a in station.tray.icon.contextMenu().actions() if a.text()]
+    assert tray[-3:] == ["Lock now", "Sign out", "Quit"]
