@@ -208,16 +208,21 @@ def test_sign_out_revokes_hides_patient_data_and_asks_for_a_sign_in(
     forget_all_token_states()
     services = station.window.review_services
     assert services is not None
-    sign_in(profile, open_browser=oidc_provider.Browser().open, timeout_s=30,
-            audit=services.audit.append)
+    sign_in(
+        profile,
+        open_browser=oidc_provider.Browser().open,
+        timeout_s=30,
+        audit=services.audit.append,
+    )
     access = tokens_for(profile).access_token()
     window = station.window
     assert loop.run(window.refresh()) is not None
     uid = window.worklist.items[0].study.study_uid  # type: ignore[union-attr]
     assert loop.run(window.open_study(uid))
     # The reader's browser does not finish the next sign-in: the prompt stays up.
-    guard = SessionGuard(station, Settings(), profile,
-                         open_browser=oidc_provider.Browser(password="not it").open)
+    guard = SessionGuard(
+        station, Settings(), profile, open_browser=oidc_provider.Browser(password="not it").open
+    )
     assert all(a.isEnabled() for a in guard.sign_out_actions)
     assert "Sign out" in [a.text() for a in guard.reader_button.menu().actions()]
 
@@ -235,8 +240,9 @@ def test_sign_out_revokes_hides_patient_data_and_asks_for_a_sign_in(
     assert not provider.userinfo_ok(access)  # revoked at the provider
     kinds = [(e.event.kind, e.event.details.get("reason")) for e in services.audit.entries()]
     assert (EventKind.LOCK, "sign-out") in kinds
-    sign_out_entry = next(e.event for e in services.audit.entries()
-                          if e.event.kind is EventKind.SIGN_OUT)
+    sign_out_entry = next(
+        e.event for e in services.audit.entries() if e.event.kind is EventKind.SIGN_OUT
+    )
     assert sign_out_entry.details["revoked"] is True
     guard.lock_window.grab().save(str(tmp_path / "signed-out.png"))
     dialog.grab().save(str(tmp_path / "sign-in-after-sign-out.png"))
