@@ -10,6 +10,7 @@
     companion audit verify | export [--from ISO] [--to ISO] [--output FILE]
     companion infer STUDY_UID [--demo | --server URL] [--model NAME] [--store] [--json]
     companion models [--json]
+    companion sign-out [--profile NAME]
 
 Errors the user can act on (``CompanionError``) end the command with one line
 on stderr and a non-zero exit; nothing patient-identifying is printed to logs.
@@ -105,11 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from app.audit import cli as audit_cli
     from app.delivery import cli as outbox_cli
+    from app.security import cli as security_cli
     from inference import cli as inference_cli
 
     outbox_cli.add_parsers(sub)
     audit_cli.add_parsers(sub)
     inference_cli.add_parsers(sub)
+    security_cli.add_parsers(sub)
     return parser
 
 
@@ -155,6 +158,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from app.audit import cli as audit_cli
 
             return audit_cli.run(args)
+        if args.command == "sign-out":
+            from app.security import cli as security_cli
+
+            return security_cli.run(args)
         if args.command in ("infer", "models"):
             from inference import cli as inference_cli
 

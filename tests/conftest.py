@@ -1,4 +1,7 @@
-"""Fixtures shared by every test: a real Orthanc, an in-memory keyring, isolated dirs."""
+"""Fixtures shared by every test: a real Orthanc, an in-memory keyring, isolated dirs;
+and, once the whole session is done, the scan for leaked secrets (issue 7): every
+password and token the tests registered (tests/support/secret_scan.py) is searched for
+in every folder they used; a find fails the session."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from app.demo.slide_catalog import SIZE_ENV
-from tests.support import orthanc
+from tests.support import orthanc, secret_scan
 
 TEST_SLIDE_SIZE = "1024x768"  # 3 levels, 17 tiles
 
@@ -21,6 +24,29 @@ def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     # The demo set's whole-slide image at a size that takes a moment, not a minute
     # (the full size is checked by its spec: tests/app/test_demo_slide_cli.py).
     monkeypatch.setenv(SIZE_ENV, TEST_SLIDE_SIZE)
+    secret_scan.register_folder(home)  # settings, logs, journal (outbox, audit) databases
+    secret_scan.register_folder(tmp_path_factory.getbasetemp())  # every tmp_path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _note_tokens() -> Iterator[None]:
+    """Register every token answer the app accepts for the secret scan (observation
+    only; behaviour unchanged)."""
+    from app.security.tokens import OidcTokens
+
+    original = OidcTokens._accept
+
+    def noting(self: OidcTokens, answer: dict[str, object]) -> None:
+        secret_scan.register_secret(
+            *(answer.get(key) for key in ("access_token", "refresh_token", "id_token"))
+        )
+        original(self, answer)
+
+    OidcTokens._accept = noting  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        OidcTokens._accept = original  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="session")
@@ -71,3 +97,33 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
         from ui.gc_policy import collect_in_gui_thread
 
         collect_in_gui_thread(app)
+
+
+_SCAN_LINES: list[str] = []  # what the scan found, for the terminal summary
+
+
+def check_secrets(session: pytest.Session) -> list[tuple[object, str]]:
+    """The end-of-session scan: fail a session that passed when a registered secret is
+    in a file the tests left (reported in the terminal summary, or on stderr)."""
+    found, summary = secret_scan.scan_session()
+    lines = [summary] + ([secret_scan.report(found)] if found else [])
+    if session.config.pluginmanager.get_plugin("terminalreporter") is not None:
+        _SCAN_LINES[:] = lines
+    else:
+        print("\n".join(lines), file=sys.stderr)
+    if found and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    return list(found)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    check_secrets(session)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _SCAN_LINES:
+        failed = len(_SCAN_LINES) > 1
+        terminalreporter.write_sep("=", "secret scan", red=failed, green=not failed)
+        for line in _SCAN_LINES:
+            terminalreporter.write_line(line, red=failed)

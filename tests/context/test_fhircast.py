@@ -255,13 +255,21 @@ def test_a_retried_select_is_not_followed_twice(hub, subscribers) -> None:
 def test_a_failing_context_handler_is_answered_with_500(hub, subscribers) -> None:
     sub, rec = make(hub, subscribers)
 
+    fetched: list[ContextChange] = []
+
     def broken(change: ContextChange) -> None:
         if change.source == "event":
             raise RuntimeError("UI trouble")
+        fetched.append(change)
 
     sub._follower._deliver = broken  # the handler the UI would pass
     sub.start()
     assert subscribed(rec)
+    # SUBSCRIBED comes before the current context is fetched. Publish only after that fetch
+    # was delivered: published earlier, the event would make UID_A the hub's current
+    # context, the fetch would deliver it, and the event (already followed) would get 200.
+    assert wait_until(lambda: fetched)
+    assert fetched[0].study_uid is None  # nothing was open at the hub
     event = hub.publish("ImagingStudy-open", study_context(UID_A))
     assert wait_until(lambda: hub.acks_for(event["id"]))
     assert hub.acks_for(event["id"]) == [{"id": event["id"], "status": 500}]

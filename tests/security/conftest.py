@@ -12,28 +12,26 @@ import keyring
 import pytest
 
 from app.security import signin
-from app.security.tokens import OidcTokens
 from app.settings import ConnectionProfile
-from tests.support import oidc_provider
+from tests.support import oidc_provider, secret_scan
 from tests.support.memory_keyring import MemoryKeyring
 
-SEEN_SECRETS: set[str] = set()  # every token and password the tests handled
-USED_FOLDERS: set[Path] = set()  # folders the tests wrote to (scanned at the end)
+# Every token and password the tests handled: the session-wide registry, which the
+# in-memory keyring and the token hook (tests/conftest.py) add to.
+SEEN_SECRETS: set[str] = secret_scan.SECRETS
+USED_FOLDERS: set[Path] = set()  # folders these tests wrote to (scanned by test_zz_...)
 LOG_NAME = "security-tests.log"
 
 
 class RecordingKeyring(MemoryKeyring):
-    """The in-memory backend, noting every secret stored (to scan for it later)."""
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        SEEN_SECRETS.add(password)
-        super().set_password(service, username, password)
+    """The in-memory backend (which registers every secret stored for the scans)."""
 
 
 @pytest.fixture(scope="session")
 def security_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("security")
     USED_FOLDERS.add(folder)
+    secret_scan.register_folder(folder)
     return folder
 
 
@@ -54,25 +52,6 @@ def _log_to_file(security_tmp: Path) -> Iterator[Path]:
         root.removeHandler(handler)
         root.setLevel(old_level)
         handler.close()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _note_tokens() -> Iterator[None]:
-    """Note every token answer the app accepts (observation only; behaviour unchanged)."""
-    original = OidcTokens._accept
-
-    def noting(self: OidcTokens, answer: dict[str, object]) -> None:
-        for key in ("access_token", "refresh_token", "id_token"):
-            value = answer.get(key)
-            if isinstance(value, str) and value:
-                SEEN_SECRETS.add(value)
-        original(self, answer)
-
-    OidcTokens._accept = noting  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        OidcTokens._accept = original  # type: ignore[method-assign]
 
 
 @pytest.fixture(autouse=True)

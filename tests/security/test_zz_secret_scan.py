@@ -7,14 +7,15 @@ folder with the logs, PKI and nginx files, each test's COMPANION_HOME with its s
 and journal) and the files the session created at the top of the system temp folder.
 The secrets: every token the app accepted, every secret stored in the keyring, and the
 test passwords (``SEEN_SECRETS``). Run alone, the file signs in first so it has some.
+
+The same scan runs again over every folder of the whole session once it is done
+(``pytest_sessionfinish`` in tests/conftest.py, tests/support/secret_scan.py), so the
+UI tests' sign-in and lock secrets are covered too; this file keeps the early, focused
+check next to the tests that handle the most secrets.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-import time
-from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -23,54 +24,7 @@ from app.security import signin
 from app.settings import Settings, save_settings
 from tests.security.conftest import LOG_NAME, SEEN_SECRETS, USED_FOLDERS, oidc_profile
 from tests.support.oidc_provider import Browser, OidcProvider
-
-SESSION_START = time.time()
-MAX_BYTES = 50 * 1024 * 1024
-
-
-def _files(roots: Iterable[Path], top_level_since: float | None = None) -> Iterable[Path]:
-    for root in roots:
-        if root.is_file():
-            yield root
-            continue
-        for folder, dirs, names in os.walk(root):
-            dirs[:] = [d for d in dirs if d != "node_modules"]
-            for name in names:
-                yield Path(folder) / name
-    if top_level_since is not None:
-        for entry in Path(tempfile.gettempdir()).iterdir():
-            try:
-                if entry.is_file() and entry.stat().st_mtime >= top_level_since:
-                    yield entry
-            except OSError:
-                continue
-
-
-def find_secrets(
-    roots: Iterable[Path], secrets: Iterable[str], top_level_since: float | None = None
-) -> list[tuple[Path, str]]:
-    """(file, what) for every secret found in a file, raw or in common encodings."""
-    needles: list[tuple[bytes, str]] = []
-    for secret in {s for s in secrets if len(s) >= 8}:
-        label = f"{secret[:4]}…({len(secret)} chars)"
-        needles.append((secret.encode(), label))
-        needles.append((secret.encode("utf-16-le"), label + " utf-16"))
-        from urllib.parse import quote
-
-        if quote(secret, safe="") != secret:
-            needles.append((quote(secret, safe="").encode(), label + " url-encoded"))
-    found: list[tuple[Path, str]] = []
-    for path in _files(roots, top_level_since):
-        try:
-            if path.is_symlink() or path.stat().st_size > MAX_BYTES:
-                continue
-            data = path.read_bytes()
-        except OSError:
-            continue
-        for needle, label in needles:
-            if needle in data:
-                found.append((path, label))
-    return found
+from tests.support.secret_scan import SESSION_START, find_secrets
 
 
 @pytest.fixture()

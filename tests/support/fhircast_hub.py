@@ -34,7 +34,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from tests.support.secret_scan import register_secret
+
 TOKEN = "hub-test-token-5f2a9c"  # the one bearer token the hub accepts
+register_secret(TOKEN)  # looked for in every file the session leaves
 
 
 def free_port() -> int:

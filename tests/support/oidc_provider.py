@@ -23,11 +23,13 @@ from urllib.parse import urljoin
 import requests
 
 from tests.support.orthanc import free_port
+from tests.support.secret_scan import register_secret
 
 NODE_DIR = Path(__file__).with_name("oidc_node")
 CLIENT_ID = "companion-test"
 USER = "alice"
 PASSWORD = "correct horse battery staple 7"  # the test user's password
+register_secret(PASSWORD)  # looked for in every file the session leaves
 
 
 def available() -> str:

@@ -66,13 +66,18 @@ def test_idle_locks_hides_patient_data_keeps_sending_and_unlocks(
     qtbot.waitExposed(guard.lock_window)
     assert not window.isVisible() and not station.sidecar.isVisible()
     shown = " ".join(label.text() for label in guard.lock_window.findChildren(QLabel))
-    assert "locked" in shown and "no sign-in" in shown
+    assert "locked" in shown and "no sign-in" in shown and "reader ID" in shown
+    assert guard.lock_window.password.isVisible()
     patient = window.worklist.items[0].study.patient_name.split("^")[0]  # type: ignore[union-attr]
     assert patient and patient not in shown
     assert guard.lock_window.grab().save(str(tmp_path / "locked.png"))
     station.show_full()  # a notification click or a later launch must not reveal it
     assert not window.isVisible()
     assert EventKind.LOCK in _audit_kinds(station)
+    services = window.review_services
+    assert services is not None
+    locks = [e.event for e in services.audit.entries() if e.event.kind is EventKind.LOCK]
+    assert locks[-1].details == {"reason": "idle"}
 
     # The outbox keeps sending while locked.
     services = window.review_services
@@ -89,9 +94,13 @@ def test_idle_locks_hides_patient_data_keeps_sending_and_unlocks(
     finally:
         sender.stop()
 
+    # No sign-in here (the offline demo): a click is not enough, the reader's ID is.
+    guard.lock_window.unlock_button.click()
+    assert guard.locked and "not the reader" in guard.lock_window.problem.text()
+    guard.lock_window.password.setText("dr.side")
     guard.lock_window.unlock_button.click()
     assert not guard.locked and window.isVisible()
-    assert EventKind.UNLOCK in _audit_kinds(station)
+    assert _audit_kinds(station).count(EventKind.UNLOCK) == 2  # the refused try too
     # Input resets the idle time.
     clock.now += IDLE_MINUTES * 60 - 1
     guard.watcher.check()
@@ -184,6 +193,79 @@ def test_sign_in_dialog_through_the_real_provider(
     loop.until(lambda: not guard.locked, 30)
     # After a sign-in the worklist refreshes (what waited for the sign-in goes out too).
     loop.until(lambda: station.window.worklist is not None, 30)
+
+
+def test_sign_out_revokes_hides_patient_data_and_asks_for_a_sign_in(
+    station: Workstation,
+    provider: oidc_provider.OidcProvider,
+    loop: LoopDriver,
+    qtbot: QtBot,
+    tmp_path: Path,
+) -> None:
+    from app.security.signin import forget_all_token_states, needs_sign_in, sign_in, tokens_for
+
+    profile = oidc_profile(provider)
+    forget_all_token_states()
+    services = station.window.review_services
+    assert services is not None
+    sign_in(
+        profile,
+        open_browser=oidc_provider.Browser().open,
+        timeout_s=30,
+        audit=services.audit.append,
+    )
+    access = tokens_for(profile).access_token()
+    window = station.window
+    assert loop.run(window.refresh()) is not None
+    uid = window.worklist.items[0].study.study_uid  # type: ignore[union-attr]
+    assert loop.run(window.open_study(uid))
+    # The reader's browser does not finish the next sign-in: the prompt stays up.
+    guard = SessionGuard(
+        station, Settings(), profile, open_browser=oidc_provider.Browser(password="not it").open
+    )
+    assert all(a.isEnabled() for a in guard.sign_out_actions)
+    assert "Sign out" in [a.text() for a in guard.reader_button.menu().actions()]
+
+    guard.sign_out_actions[0].trigger()  # Ctrl+Shift+L in the main window
+    assert guard.locked and guard.lock_window is not None
+    assert not window.isVisible() and not station.sidecar.isVisible()
+    assert window.study_view.study_uid is None  # the study is closed, not only hidden
+    shown = window_text(guard.lock_window)
+    assert "signed out" in shown and "wait in the outbox" in shown
+    assert guard.lock_window.unlock_button.text() == "Sign in"
+    loop.until(lambda: guard._dialog is not None and guard._dialog.isVisible(), 15)
+    dialog = guard._dialog
+    assert "You signed out" in window_text(dialog)
+    assert needs_sign_in(profile)  # the refresh token left the keyring
+    assert not provider.userinfo_ok(access)  # revoked at the provider
+    kinds = [(e.event.kind, e.event.details.get("reason")) for e in services.audit.entries()]
+    assert (EventKind.LOCK, "sign-out") in kinds
+    sign_out_entry = next(
+        e.event for e in services.audit.entries() if e.event.kind is EventKind.SIGN_OUT
+    )
+    assert sign_out_entry.details["revoked"] is True
+    guard.lock_window.grab().save(str(tmp_path / "signed-out.png"))
+    dialog.grab().save(str(tmp_path / "sign-in-after-sign-out.png"))
+    dialog.reject()
+    qtbot.waitUntil(lambda: guard._dialog is None, timeout=5000)
+    assert guard.locked  # no sign-in, no patient data
+
+    retried: list[bool] = []  # a FHIRcast subscriber that stopped at the hub's 401
+
+    class Subscriber:
+        def retry(self) -> None:
+            retried.append(True)
+
+    class Follower:
+        subscriber = Subscriber()
+
+    station.follower = Follower()  # type: ignore[assignment]
+    guard.open_browser = oidc_provider.Browser().open  # now the reader signs in
+    guard.lock_window.unlock_button.click()
+    loop.until(lambda: not guard.locked, 30)
+    assert window.isVisible() and not needs_sign_in(profile)
+    assert retried == [True]  # FHIRcast tries again with the new sign-in
+    station.follower = None
 
 
 def test_a_lost_sign_in_asks_once(
