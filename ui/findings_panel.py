@@ -190,7 +190,7 @@ class FindingsPanel(QWidget):
         self.scroll.verticalScrollBar().setValue(scrolled)
         self.sig_changed.emit()
 
-    def set_submitted(self, sr_count: int) -> None:
+    def set_submitted(self, count: int) -> None:
         """The review is committed: cards stay as decided, without buttons."""
         self._review = None
         for card in self.cards:
@@ -199,7 +199,7 @@ class FindingsPanel(QWidget):
         self.add_button.hide()
         self.submit_button.hide()
         self.progress_label.setText(
-            f"Review submitted: {sr_count} SR(s) queued for the archive (see the outbox)"
+            f"Review submitted: {count} DICOM object(s) queued for the archive (see the outbox)"
         )
         self.footer.show()
         self.sig_changed.emit()

@@ -115,6 +115,9 @@ class MainWindow(QMainWindow):
             parent=self,
         )
         self.review.sig_message.connect(lambda text: self.statusBar().showMessage(text, 15_000))
+        self.study_view.sig_slide_viewer.connect(
+            lambda viewer: self.review.connect_editor(viewer.editor if viewer is not None else None)
+        )
         self.review.sig_submitted.connect(self._on_review_submitted)
         self.outbox_indicator: OutboxIndicator | None = None
         if review is not None:
@@ -287,10 +290,12 @@ class MainWindow(QMainWindow):
 
     def _escape(self) -> None:
         """Esc cancels a region edit in progress, else dismisses the message banner."""
-        editor = self.study_view.viewer.editor
-        if editor.active:
+        slide = self.study_view.slide.viewer
+        editors = [self.study_view.viewer.editor] + ([slide.editor] if slide is not None else [])
+        active = [editor for editor in editors if editor.active]
+        for editor in active:
             editor.cancel()
-        else:
+        if not active:
             self.banner.hide()
 
     def show_shortcuts(self) -> None:

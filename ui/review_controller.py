@@ -71,16 +71,19 @@ class ReviewController(QObject):
         editor.sig_region_drawn.connect(self._on_region_drawn)
         panel.sig_action.connect(self.act)
 
-    def connect_editor(self, editor: SlideEditor) -> None:
+    def connect_editor(self, editor: SlideEditor | None) -> None:
         """Review slide findings (bulk annotations) on a slide viewer's ``editor``: E edits a
         region's vertices, D redraws it, A draws a missed region, and the slide view shows
         the reader's version of the groups after every change. Call it again for a new
-        viewer; the previous one is let go."""
+        viewer; the previous one is let go. None: the slide viewer is gone (before it is
+        deleted)."""
         if self._slide_editor is not None:
             self._slide_editor.cancel()
             self._slide_editor.sig_region_edited.disconnect(self._on_region_edited)
             self._slide_editor.sig_region_drawn.disconnect(self._on_region_drawn)
         self._slide_editor = editor
+        if editor is None:
+            return
         editor.sig_region_edited.connect(self._on_region_edited)
         editor.sig_region_drawn.connect(self._on_region_drawn)
         self._show_slide_groups()
@@ -198,12 +201,12 @@ class ReviewController(QObject):
     def _select(self, uid: str) -> None:
         self.panel.select(uid)
         region = self._slide_region(uid)
+        self.study_view.show_finding(uid)  # a slide study also frames the region
         if region is not None and self._slide_editor is not None:
+            # the reader may have moved it: fly to the reader's version
             xs = [p[0] for p in region.coordinates]
             ys = [p[1] for p in region.coordinates]
             self._slide_editor.viewer.show_region(min(xs), min(ys), max(xs), max(ys))
-            return
-        self.study_view.show_finding(uid)
 
     def _advance(self, uid: str) -> None:
         """After a decision, go on to the next undecided finding (keyboard reading)."""
@@ -418,7 +421,7 @@ class ReviewController(QObject):
             self.session = None  # submitted: the cards stay, read-only
             self.panel.set_submitted(len(receipt.sop_uids))
         self.sig_message.emit(
-            f"Review submitted: {len(receipt.sop_uids)} SR(s) queued for the archive"
+            f"Review submitted: {len(receipt.sop_uids)} DICOM object(s) queued for the archive"
         )
         self.sig_submitted.emit(session.study_uid)
         return receipt

@@ -182,6 +182,7 @@ class SlideStudy(QWidget):
 
     sig_tiles = Signal(int, int)  # tiles of the view on screen, tiles the view needs
     sig_missing = Signal(int)  # tiles of the view that did not arrive (shown blank)
+    sig_viewer = Signal(object)  # the new slide viewer, or None when it is gone (review editor)
 
     def __init__(self, archive: ImageArchive, ops: AsyncOps, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -208,6 +209,7 @@ class SlideStudy(QWidget):
         self._last_done = -1
         self._last_change = 0.0
         self._generation = 0
+        self._tip = ""
 
     # -- opening / closing ---------------------------------------------------------------
     async def open(self, series: SeriesRef, findings: Sequence[Finding], tip: str = "") -> bool:
@@ -232,10 +234,13 @@ class SlideStudy(QWidget):
         self.source = TileSource(self._archive, material.pyramid, cache_mb=TILE_CACHE_MB)
         self.viewer = HighlightSlideViewer(self.source, material.groups, self)
         self.viewer.sig_view_changed.connect(self._watch_tiles)
+        self.viewer.sig_groups_changed.connect(self._on_groups_changed)
+        self._tip = tip
         self.placeholder.hide()
         self._layout.insertWidget(0, self.viewer, 1)
         self.legend.set_groups(material.groups, tip)
         self.viewer.show()
+        self.sig_viewer.emit(self.viewer)
         self._watch_tiles()
         deadline = time.monotonic() + FIRST_VIEW_TIMEOUT_S
         while generation == self._generation and self._timer.isActive():
@@ -253,6 +258,7 @@ class SlideStudy(QWidget):
         self.highlighted = None
         self.material = None
         if self.viewer is not None:
+            self.sig_viewer.emit(None)
             self.viewer.close()
             self.viewer.setParent(None)
             self.viewer.deleteLater()
@@ -299,6 +305,15 @@ class SlideStudy(QWidget):
                     layer.group.number, any(uid not in self._hidden for uid in mine)
                 )
 
+    def _on_groups_changed(self) -> None:
+        """The viewer shows the reader's version of the groups (a region rejected, moved or
+        added): the legend counts what is drawn."""
+        if self.viewer is None:
+            return
+        self.legend.set_groups([layer.group for layer in self.viewer.layers], self._tip)
+        for layer in self.viewer.layers:
+            self.legend.set_checked(layer.group.number, layer.visible)
+
     def set_group_visible(self, number: int, shown: bool) -> None:
         if self.viewer is not None:
             self.viewer.set_group_visible(number, shown)
@@ -318,8 +333,12 @@ class SlideStudy(QWidget):
         """(tiles of the view on screen, tiles it needs)."""
         if self.viewer is None:
             return 0, 0
-        total = len(self.viewer.viewport.visible_tiles())
-        return total - len(self.viewer.pending_tiles()), total
+        visible = self.viewer.viewport.visible_tiles()
+        source = self.viewer.source
+        # a tile that failed shows blank and is not waited for, but it is not on screen
+        pending = set(self.viewer.pending_tiles())
+        failed = sum(1 for k in visible if k not in pending and source.has_failed(k))
+        return len(visible) - len(pending) - failed, len(visible)
 
     def _watch_tiles(self) -> None:
         if self.viewer is None:

@@ -90,6 +90,7 @@ class StudyView(QWidget):
     sig_image_shown = Signal(str)  # study UID, once a whole volume is loaded and on screen
     sig_first_image = Signal(str)  # study UID, when the first slice of a series is on screen
     sig_finding_shown = Signal(str)  # Tracking UID of the finding now highlighted
+    sig_slide_viewer = Signal(object)  # a slide viewer was opened (None: it is gone)
 
     def __init__(
         self,
@@ -139,6 +140,7 @@ class StudyView(QWidget):
         self.slide.hide()
         self.slide.sig_tiles.connect(self._on_slide_tiles)
         self.slide.sig_missing.connect(self._on_slide_missing)
+        self.slide.sig_viewer.connect(self.sig_slide_viewer)
         layout.addWidget(self.slide, 1)
         self.showing_slide = False  # the open series is a whole slide (the slide viewer shows it)
 

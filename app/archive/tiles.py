@@ -158,6 +158,11 @@ class TileSource:
         failed = self._failed.get(key)
         return failed is not None and time.monotonic() - failed < self.retry_after_s
 
+    def has_failed(self, key: TileKey) -> bool:
+        """True for a tile whose last fetch or decode failed (shown blank; a gap in a
+        sparse slide is not a failure)."""
+        return key in self._failed and self.cache.get(key) is None
+
     def _location(self, key: TileKey) -> tuple[str, int] | None:
         if not 0 <= key.level < len(self.pyramid.levels):
             return None

@@ -230,7 +230,9 @@ def test_missing_tiles_stay_blank_and_are_reported(
             timeout=30,
         )
         viewer = view.slide.viewer
-        assert viewer is not None and viewer.isVisible() and viewer.pending_tiles()
+        assert viewer is not None and viewer.isVisible()
+        # blank for now (not waited for), but known as failed, not as a gap
+        assert any(viewer.source.has_failed(k) for k in viewer.viewport.visible_tiles())
         # the view still moves, and the finer level's tiles still come
         viewer.zoom(3.0)
         assert viewer.viewport.level < len(slide.levels) - 1

@@ -1,0 +1,194 @@
+"""Issue 6's acceptance test, through the main window: open the demo slide from the worklist,
+fly to the first AI region, confirm it, reject another with a reason, edit a polygon on the
+slide, submit; the sender stores the assessment SR and the edited bulk annotations in a real
+Orthanc, and both are read back from it and checked."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QWidget
+from pytestqt.qtbot import QtBot
+
+from app.archive.client import open_dicomweb
+from app.demo.slide import generate_slide
+from app.demo.slide_annotations import build_slide_annotations
+from app.demo.slide_catalog import demo_slide_spec
+from app.domain import Verdict
+from app.results import codes
+from app.results.ann_reader import ANN_SOP_CLASS, read_bulk_annotations
+from app.results.assessment_reader import read_assessment
+from app.review.services import ReviewServices, open_review_services
+from app.settings import Settings
+from app.worklist.service import WorklistService
+from tests.support import orthanc
+from tests.ui.qt_helpers import LoopDriver, dispose
+from tests.ui.test_review_ui import answer_modal, grab_png, press
+from ui.main_window import MainWindow
+from ui.review_dialogs import RejectDialog
+from ui.slide_study import region_box
+from ui.theme import apply_theme
+
+pytestmark = [pytest.mark.gui, pytest.mark.orthanc]
+
+SETTINGS = Settings(reader_id="dr.path", reader_name="PATH^OLOGIST", reader_organization="Lab")
+SIZE = "2048x1536"  # three levels: small enough for CI, big enough to fly somewhere
+
+
+@pytest.fixture()
+def services(
+    memory_keyring: object, empty_orthanc: orthanc.OrthancServer
+) -> Iterator[ReviewServices]:
+    review = open_review_services(
+        SETTINGS, destination=empty_orthanc.dicomweb_url.rstrip("/"), demo=False
+    )
+    yield review
+    review.close()
+
+
+def test_slide_review_from_worklist_to_archive(
+    empty_orthanc: orthanc.OrthancServer,
+    services: ReviewServices,
+    qtbot: QtBot,
+    loop: LoopDriver,
+    tmp_path: Path,
+) -> None:
+    slide = generate_slide(demo_slide_spec(seed=11, size=SIZE))
+    ann = build_slide_annotations(slide)
+    archive = open_dicomweb(empty_orthanc.dicomweb_url)
+    archive.store([*slide.levels, ann])
+    ai = read_bulk_annotations(ann)
+    study_uid = slide.study_uid
+    service = WorklistService(archive, SETTINGS.weights)
+    service.locally_submitted = services.store.submitted_studies
+    apply_theme(QApplication.instance())  # type: ignore[arg-type]
+    window = MainWindow(archive, service, SETTINGS, mode_label="DICOMweb", review=services)
+    window.resize(1400, 900)
+    window.show()
+    qtbot.waitExposed(window)
+    try:
+        # The worklist lists the slide study; opening its row shows the slide viewer.
+        built = loop.run(window.refresh())
+        assert built is not None and [i.study.study_uid for i in built.items] == [study_uid]
+        assert window.worklist_panel.select_study(study_uid)
+        loop.wait_signal(window.sig_study_shown, timeout=60)
+        view = window.study_view
+        assert view.showing_slide
+        viewer = view.slide.viewer
+        assert viewer is not None
+        loop.until(lambda: not viewer.pending_tiles(), timeout=30)
+        panel = window.findings_panel
+        assert window.review.session is not None
+        assert [c.verdict for c in panel.cards] == [Verdict.UNDECIDED] * len(ai.result.findings)
+
+        tumors = [f for f in ai.result.findings if f.tracking_id.startswith("Tumor region ")]
+        assert len(tumors) == 3
+
+        # 1. Fly to the first AI region (J from the top), confirm it (C).
+        press(qtbot, window, "J")
+        first = panel.cards[0].finding
+        assert panel.selected == first.tracking_uid and first in tumors
+        box = region_box(first)
+        assert box is not None
+        vp = viewer.viewport
+        assert box[0] <= vp.cx <= box[2] and box[1] <= vp.cy <= box[3]
+        loop.until(lambda: not viewer.pending_tiles(), timeout=30)
+        grab_png(window, tmp_path / "slide-review-flown.png")
+        press(qtbot, window, "C")
+        assert panel.card(first.tracking_uid).verdict is Verdict.CONFIRMED
+        second, third = [f for f in tumors if f.tracking_uid != first.tracking_uid]
+
+        # 2. Reject the second with a reason (X, then 1 = false positive, and a comment).
+        qtbot.mouseClick(panel.card(second.tracking_uid), Qt.MouseButton.LeftButton)
+        assert panel.selected == second.tracking_uid
+
+        def reject(dialog: QWidget) -> None:
+            assert isinstance(dialog, RejectDialog)
+            dialog.comment.setText("stroma, not tumour")
+            dialog.reasons.setFocus()
+            qtbot.keyClick(dialog.reasons, Qt.Key.Key_1)
+
+        answered = answer_modal(qtbot, RejectDialog, reject)
+        press(qtbot, window, "X")
+        assert answered and panel.card(second.tracking_uid).verdict is Verdict.REJECTED
+
+        # 3. Edit the third tumour's polygon on the slide: E, drag a corner, Enter.
+        qtbot.mouseClick(panel.card(third.tracking_uid), Qt.MouseButton.LeftButton)
+        press(qtbot, window, "E")
+        editor = viewer.editor
+        assert editor.active
+        corner = third.regions[0].coordinates[0]
+        ((sx, sy),) = vp.to_screen(np.array([corner[:2]], dtype=np.float64))
+        start = QPoint(round(sx), round(sy))
+        end = start + QPoint(25, 15)
+        QTest.mousePress(viewer, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start)
+        QTest.mouseMove(viewer, end)
+        grab_png(window, tmp_path / "slide-review-editing.png")
+        QTest.mouseRelease(viewer, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, end)
+        QTest.keyClick(viewer, Qt.Key.Key_Return)
+        assert not editor.active
+        assert panel.card(third.tracking_uid).verdict is Verdict.MODIFIED
+        moved = vp.to_base(end.x(), end.y())
+        edited_region = window.review.session.item(third.tracking_uid).current.regions[0]  # type: ignore[union-attr]
+        assert edited_region.coordinates[0][:2] == pytest.approx(moved, abs=0.05)
+        # the slide shows the reader's version: the moved corner, the rejected region gone
+        tumor_layer = next(
+            layer for layer in viewer.layers if layer.group.label.startswith("Tumor region")
+        )
+        ai_tumor = next(g for g in ai.groups if g.label == "Tumor region")
+        assert tumor_layer.group.count == ai_tumor.count - 1
+        legend = view.slide.legend  # counts what is drawn
+        assert legend.counts[tumor_layer.group.number].text() == f"{ai_tumor.count - 1} regions"
+
+        # 4. Decide the rest (confirm), submit (Ctrl+Enter), the sender stores both objects.
+        session = window.review.session
+        assert session is not None
+        for uid in session.undecided():
+            session.confirm(uid)
+        grab_png(window, tmp_path / "slide-review-decided.png")
+        press(qtbot, window, "Ctrl+Return")
+        loop.wait_signal(window.review.sig_submitted)
+        report = services.sender(archive).run_once()
+        assert len(report.sent) == 2 and services.outbox.pending() == []
+        grab_png(window, tmp_path / "slide-review-submitted.png")
+    finally:
+        dispose(window)
+
+    # Read both back from Orthanc.
+    srs = archive.search_instances(study_uid, modality="SR")
+    assert len(srs) == 1
+    ref = srs[0]
+    record = read_assessment(archive.retrieve_instance(ref.study_uid, ref.series_uid, ref.sop_uid))
+    assert record.assessed_sop_uid == str(ann.SOPInstanceUID)
+    assert record.reader_name == "PATH^OLOGIST"
+    verdicts = {d.tracking_uid: d for d in record.decisions}
+    assert set(verdicts) == {f.tracking_uid for f in ai.result.findings}
+    assert verdicts[first.tracking_uid].verdict is Verdict.CONFIRMED
+    assert verdicts[third.tracking_uid].verdict is Verdict.MODIFIED
+    assert verdicts[second.tracking_uid].verdict is Verdict.REJECTED
+    assert verdicts[second.tracking_uid].reason == codes.REJECT_REASONS["false_positive"]
+    assert verdicts[second.tracking_uid].comment == "stroma, not tumour"
+
+    anns = archive.search_instances(study_uid, modality="ANN")
+    edited_refs = [r for r in anns if r.sop_uid != str(ann.SOPInstanceUID)]
+    assert len(anns) == 2 and len(edited_refs) == 1
+    edited_ds = archive.retrieve_instance(
+        edited_refs[0].study_uid, edited_refs[0].series_uid, edited_refs[0].sop_uid
+    )
+    assert str(edited_ds.SOPClassUID) == ANN_SOP_CLASS
+    assert str(edited_ds.SeriesInstanceUID) != str(ann.SeriesInstanceUID)
+    edited = read_bulk_annotations(edited_ds)
+    assert edited.result.predecessor_uids == (str(ann.SOPInstanceUID),)
+    tumor_groups = [g for g in edited.groups if g.label.startswith("Tumor region")]
+    shapes = [np.asarray(s)[:, :2] for g in tumor_groups for s in g.shapes]
+    assert len(shapes) == ai_tumor.count - 1
+    assert any(np.allclose(s[0], moved, atol=0.05) for s in shapes)  # the edited corner
+    # the worklist now shows the reader's version (the edited object supersedes the AI's)
+    item = WorklistService(archive, SETTINGS.weights).build().item(study_uid)
+    assert item is not None
+    assert {f.tracking_id for f in item.findings} == {f.tracking_id for f in edited.result.findings}
