@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
 from functools import cache
 
+from app.archive.protocol import ImageArchive
 from app.demo.slide import DemoSlide, SlideSpec, generate_slide
 
 SMALL = SlideSpec(width=1500, height=1100, levels=3, seed=7)
@@ -12,3 +15,32 @@ SMALL = SlideSpec(width=1500, height=1100, levels=3, seed=7)
 @cache
 def small_slide() -> DemoSlide:
     return generate_slide(SMALL)
+
+
+class CountingArchive:
+    """The real archive, recording the frame numbers of each frames request; with ``fail``
+    set, every frames request fails as if the archive were down."""
+
+    def __init__(self, archive: ImageArchive, *, fail: bool = False) -> None:
+        self._archive = archive
+        self.fail = fail
+        self.frame_requests: list[list[int]] = []
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._archive, name)
+
+    @property
+    def frames(self) -> int:
+        """Frames asked for so far."""
+        with self._lock:
+            return sum(len(r) for r in self.frame_requests)
+
+    def retrieve_frames(
+        self, study_uid: str, series_uid: str, sop_uid: str, frames: Sequence[int]
+    ) -> list[bytes]:
+        with self._lock:
+            self.frame_requests.append(list(frames))
+        if self.fail:
+            raise ConnectionError("the archive is down (test)")
+        return self._archive.retrieve_frames(study_uid, series_uid, sop_uid, frames)

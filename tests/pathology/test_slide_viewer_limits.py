@@ -4,40 +4,19 @@ loop, each arriving tile evicting another it shows; zoomed in, tiles come as usu
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
-
 import pytest
 from pytestqt.qtbot import QtBot
 
 from app.archive.client import open_dicomweb
-from app.archive.protocol import ImageArchive
 from app.archive.slide_pyramid import SlidePyramid, read_pyramid
 from app.archive.tiles import TileKey, TileSource
-from tests.pathology.slide_data import small_slide
+from tests.pathology.slide_data import CountingArchive, small_slide
 from tests.support.orthanc import OrthancServer
 from viewers.slide_viewer import SlideViewer
 
 pytestmark = pytest.mark.orthanc
 
 TILE_BYTES = 256 * 256 * 3
-
-
-class CountingArchive:
-    def __init__(self, archive: ImageArchive) -> None:
-        self._archive = archive
-        self.frames = 0
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._archive, name)
-
-    def retrieve_frames(
-        self, study_uid: str, series_uid: str, sop_uid: str, frames: Sequence[int]
-    ) -> list[bytes]:
-        with self._lock:
-            self.frames += len(frames)
-        return self._archive.retrieve_frames(study_uid, series_uid, sop_uid, frames)
 
 
 def test_a_view_larger_than_the_cache_is_not_fetched_in_a_loop(

@@ -2,43 +2,20 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
-
 import numpy as np
 import pytest
 
 from app.archive.client import open_dicomweb
-from app.archive.protocol import ImageArchive
 from app.archive.slide_pyramid import read_pyramid
 from app.archive.tiles import TileKey, TileSource
 from app.demo.slide import TILE, level_size
 from app.demo.slide_annotations import build_slide_annotations
 from app.demo.slide_texture import render_tile
 from app.errors import ArchiveError
-from tests.pathology.slide_data import SMALL, small_slide
+from tests.pathology.slide_data import SMALL, CountingArchive, small_slide
 from tests.support.orthanc import OrthancServer
 
 pytestmark = pytest.mark.orthanc
-
-
-class CountingArchive:
-    """The real archive, recording the frame numbers of each frames request."""
-
-    def __init__(self, archive: ImageArchive) -> None:
-        self._archive = archive
-        self.frame_requests: list[list[int]] = []
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._archive, name)
-
-    def retrieve_frames(
-        self, study_uid: str, series_uid: str, sop_uid: str, frames: Sequence[int]
-    ) -> list[bytes]:
-        with self._lock:
-            self.frame_requests.append(list(frames))
-        return self._archive.retrieve_frames(study_uid, series_uid, sop_uid, frames)
 
 
 @pytest.fixture()
