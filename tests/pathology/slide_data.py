@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from functools import cache
 
 from app.archive.protocol import ImageArchive
+from app.archive.slide_pyramid import SlideLevel, SlidePyramid
 from app.demo.slide import DemoSlide, SlideSpec, generate_slide
 
 SMALL = SlideSpec(width=1500, height=1100, levels=3, seed=7)
@@ -15,6 +16,24 @@ SMALL = SlideSpec(width=1500, height=1100, levels=3, seed=7)
 @cache
 def small_slide() -> DemoSlide:
     return generate_slide(SMALL)
+
+
+def pyramid_of(slide: DemoSlide, study_uid: str = "", series_uid: str = "") -> SlidePyramid:
+    """The pyramid of a generated slide as read from its datasets (0.25 µm base spacing,
+    doubling per level), without an archive; UIDs default to the slide's own."""
+    levels = tuple(
+        SlideLevel(
+            str(d.SOPInstanceUID),
+            int(d.TotalPixelMatrixColumns),
+            int(d.TotalPixelMatrixRows),
+            256,
+            256,
+            int(d.NumberOfFrames),
+            (0.00025 * 2**i,) * 2,
+        )
+        for i, d in enumerate(slide.levels)
+    )
+    return SlidePyramid(study_uid or slide.study_uid, series_uid or slide.series_uid, levels)
 
 
 class CountingArchive:

@@ -16,6 +16,7 @@ from app.archive.tiles import TileSource
 from app.demo.slide import SlideSpec, generate_slide
 from app.demo.slide_annotations import build_slide_annotations
 from app.results.ann_reader import read_bulk_annotations
+from tests.pathology.slide_data import pyramid_of
 from tests.support.orthanc import OrthancServer
 from viewers.slide_viewer import SlideViewer
 from viewers.slide_viewport import SlideViewport
@@ -37,21 +38,7 @@ def _rgb(image: QImage) -> np.ndarray:
 
 def test_viewport_level_zoom_and_tiles() -> None:
     slide = generate_slide(SlideSpec(width=1024, height=768, levels=3, seed=1))
-    from app.archive.slide_pyramid import SlideLevel, SlidePyramid
-
-    levels = tuple(
-        SlideLevel(
-            str(d.SOPInstanceUID),
-            int(d.TotalPixelMatrixColumns),
-            int(d.TotalPixelMatrixRows),
-            256,
-            256,
-            int(d.NumberOfFrames),
-            (0.00025 * 2**i, 0.00025 * 2**i),
-        )
-        for i, d in enumerate(slide.levels)
-    )
-    vp = SlideViewport(SlidePyramid("s", "r", levels), width=400, height=300)
+    vp = SlideViewport(pyramid_of(slide, "s", "r"), width=400, height=300)
     vp.fit()
     # 2.6 base px per screen px: level 1 (2x) is the coarsest still as fine as the screen
     assert vp.level == 1 and len(vp.visible_tiles()) == 4

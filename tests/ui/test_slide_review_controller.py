@@ -12,7 +12,6 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
-from app.archive.slide_pyramid import SlideLevel, SlidePyramid
 from app.archive.tiles import TileSource
 from app.demo.slide_annotations import build_slide_annotations
 from app.domain import AIStatus, StudyRef, Verdict
@@ -20,7 +19,7 @@ from app.errors import ArchiveError
 from app.results import codes
 from app.results.ann_reader import ANN_SOP_CLASS, read_bulk_annotations
 from app.review.slide_regions import ADDED_LABEL
-from tests.pathology.slide_data import small_slide
+from tests.pathology.slide_data import pyramid_of, small_slide
 from tests.ui.qt_helpers import LoopDriver, dispose
 from tests.ui.test_review_ui import answer_modal
 from ui.review_dialogs import FindingDialog
@@ -38,19 +37,7 @@ class _NoTiles:
 @pytest.fixture()
 def slide_view(qtbot: QtBot) -> Iterator[SlideViewer]:
     slide = small_slide()
-    levels = tuple(
-        SlideLevel(
-            str(d.SOPInstanceUID),
-            int(d.TotalPixelMatrixColumns),
-            int(d.TotalPixelMatrixRows),
-            256,
-            256,
-            int(d.NumberOfFrames),
-            (0.00025 * 2**i,) * 2,
-        )
-        for i, d in enumerate(slide.levels)
-    )
-    source = TileSource(_NoTiles(), SlidePyramid(slide.study_uid, slide.series_uid, levels))  # type: ignore[arg-type]
+    source = TileSource(_NoTiles(), pyramid_of(slide))  # type: ignore[arg-type]
     view = SlideViewer(source)
     view.resize(800, 600)
     view.show()
