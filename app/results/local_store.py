@@ -39,3 +39,15 @@ def read_local_results(
             continue
         found.append((read_ai_result(ds), ds))
     return found
+
+
+def read_local_segs(study_uid: str, folder: Path | None = None) -> list[Dataset]:
+    """The SEGs kept locally for ``study_uid`` (local inference's masks), shown like an
+    archive's SEGs."""
+    found: list[Dataset] = []
+    for path in sorted(((folder or local_results_dir()) / study_uid).glob("SEG-*.dcm")):
+        try:
+            found.append(pydicom.dcmread(path))
+        except (OSError, InvalidDicomError) as exc:
+            log.warning("a locally kept SEG could not be read: %s", type(exc).__name__)
+    return found

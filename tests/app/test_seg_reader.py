@@ -53,6 +53,26 @@ def test_binary_seg_lands_on_its_slices_and_pixels(tmp_path: Path) -> None:
     assert edema.masks[4].sum() == 4 * 255 and edema.masks[4][1:3, 1:3].all()
 
 
+def test_a_locally_kept_seg_is_shown_once(tmp_path: Path) -> None:
+    """Local inference keeps its SEG on this machine (no write-back): it is shown like
+    the archive's; once the archive holds the same SEG, only once."""
+    images = ct_series("local")
+    seg = highdicom_seg(images, _masks(), "local")
+    archive = open_local(tmp_path / "archive")
+    archive.store(images)
+    kept = tmp_path / "ai-results"
+    (kept / str(seg.StudyInstanceUID)).mkdir(parents=True)
+    seg.save_as(kept / str(seg.StudyInstanceUID) / f"SEG-{seg.SOPInstanceUID}.dcm")
+    volume = load_volume(archive, images[0].StudyInstanceUID, images[0].SeriesInstanceUID)
+    found = segmentations_for_volume(archive, volume, kept)
+    assert found.problems == []
+    assert sorted(layer.segment.label for layer in found.layers) == ["Bleed", "Edema"]
+    assert sorted(found.layers[0].masks) == [2, 3] or sorted(found.layers[1].masks) == [2, 3]
+    archive.store([seg])
+    again = segmentations_for_volume(archive, volume, kept)
+    assert sorted(layer.segment.label for layer in again.layers) == ["Bleed", "Edema"]
+
+
 def test_fractional_seg_keeps_its_fractions(tmp_path: Path) -> None:
     images = ct_series("frac")
     masks = np.zeros((6, 32, 32, 1), dtype=np.float32)
