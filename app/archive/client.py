@@ -309,6 +309,30 @@ class DicomClientArchive:
                 return
             yield part
 
+    def stream_frames(
+        self, study_uid: str, series_uid: str, sop_uid: str, frames: Sequence[int]
+    ) -> Iterator[bytes | bytearray]:
+        """The frames' bytes in the stored transfer syntax, in the order asked, each as
+        soon as it has arrived (one WADO-RS frames request read part by part); the
+        local archive hands over ``retrieve_frames``' list. Raises ``ArchiveError``s."""
+        if self._web is None:
+            yield from self.retrieve_frames(study_uid, series_uid, sop_uid, frames)
+            return
+        session, root, timeout = self._web
+        numbers = ",".join(str(int(n)) for n in frames)
+        url = f"{root}/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}/frames/{numbers}"
+        parts = self._call(
+            "retrieve frames",
+            lambda: multipart.stream_parts(
+                session, url, multipart.FRAMES_ANY_SYNTAX, timeout=timeout
+            ),
+        )
+        while True:
+            part = self._call("retrieve frames", lambda: next(parts, None))
+            if part is None:
+                return
+            yield part
+
     def retrieve_frames(
         self, study_uid: str, series_uid: str, sop_uid: str, frames: Sequence[int]
     ) -> list[bytes]:

@@ -3,8 +3,8 @@
 dicomweb-client buffers a whole answer before it splits it (2–3× the series in
 memory) and parses every part into a dataset. Here the body is read from the socket
 as it arrives and each part's bytes are handed on as soon as its closing delimiter
-is in, so the first instance of a series is decoded while the rest is still on the
-wire. A part's Content-Length (Orthanc sends one) lets the reader check the
+is in, so the first instance of a series (or the first tile of a frames answer) is
+decoded while the rest is still on the wire. A part's Content-Length (Orthanc sends one) lets the reader check the
 delimiter at one place instead of searching the whole part for it.
 """
 
@@ -21,6 +21,8 @@ from app.errors import ArchiveError
 CHUNK = 1 << 20
 _MAX_HEAD = 64 * 1024
 DICOM_ANY_SYNTAX = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+# frames (WADO-RS .../frames/N,M) as the server stores them: JPEG, JPEG 2000 or native
+FRAMES_ANY_SYNTAX = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
 
 
 class MultipartError(ArchiveError):
@@ -136,7 +138,20 @@ def stream_dicom_files(
     Raises ``requests`` exceptions (the caller translates them) and ``MultipartError``.
     Stops, closing the connection, when ``cancel`` is set.
     """
-    response = session.get(url, headers={"Accept": DICOM_ANY_SYNTAX}, stream=True, timeout=timeout)
+    return stream_parts(session, url, DICOM_ANY_SYNTAX, timeout=timeout, cancel=cancel)
+
+
+def stream_parts(
+    session: requests.Session,
+    url: str,
+    accept: str,
+    *,
+    timeout: float,
+    cancel: threading.Event | None = None,
+) -> Iterator[bytes | bytearray]:
+    """GET ``url`` with ``Accept: accept`` (a multipart/related media type); yield each
+    part's body as soon as it has arrived. Raises as ``stream_dicom_files``."""
+    response = session.get(url, headers={"Accept": accept}, stream=True, timeout=timeout)
     try:
         response.raise_for_status()
         boundary = boundary_of(response.headers.get("Content-Type", ""))

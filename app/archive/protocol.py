@@ -88,9 +88,9 @@ class ImageArchive(Protocol):
 
 @runtime_checkable
 class StreamingArchive(Protocol):
-    """An archive that can hand over instances as Part 10 bytes while one multipart
-    answer streams in (a DICOMweb archive); the series loader uses it when
-    ``can_stream`` is True, and one request per instance otherwise."""
+    """An archive that can hand over instances as Part 10 bytes, and a slide's frames,
+    while one multipart answer streams in (a DICOMweb archive); the series loader and
+    the slide tiles use it when ``can_stream`` is True, and ``retrieve_*`` otherwise."""
 
     @property
     def can_stream(self) -> bool: ...
@@ -102,4 +102,8 @@ class StreamingArchive(Protocol):
         sop_uid: str | None = None,
         *,
         cancel: threading.Event | None = None,
+    ) -> Iterator[bytes | bytearray]: ...
+
+    def stream_frames(
+        self, study_uid: str, series_uid: str, sop_uid: str, frames: Sequence[int]
     ) -> Iterator[bytes | bytearray]: ...

@@ -3,7 +3,8 @@
 ``TileSource.request`` never blocks and never raises into the caller: it groups the
 tiles not yet cached by level into requests of several frames each (Orthanc's
 DICOMweb plugin parses the whole instance for every frames request, DESIGN.md §5),
-fetches them on a small pool, decodes each frame on another pool, keeps the result
+fetches them on a small pool, decodes each frame on another pool as soon as it has
+arrived (the rest of the answer still streaming in), keeps the result
 in an LRU cache bounded in bytes, and calls ``on_tile(key, rgb or None)`` on a worker
 thread. None means blank: a tile outside the slide, one no frame covers
 (TILED_SPARSE), or one that failed to arrive or decode (logged, and asked for again
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -24,9 +26,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+import simplejpeg
 from PIL import Image
 
-from app.archive.protocol import ImageArchive
+from app.archive.protocol import ImageArchive, StreamingArchive
 from app.archive.slide_pyramid import SlideLevel, SlidePyramid
 
 log = logging.getLogger(__name__)
@@ -90,19 +93,24 @@ class TileCache:
             self.peak_bytes = max(self.peak_bytes, self._bytes)
 
 
-def decode_tile(data: bytes, level: SlideLevel) -> np.ndarray:
+def decode_tile(data: bytes | bytearray, level: SlideLevel) -> np.ndarray:
     """One frame's bytes as an RGB uint8 array (tile_height x tile_width x 3).
 
-    JPEG and JPEG 2000 code streams go through Pillow (YCbCr is converted to RGB);
-    anything else must be native interleaved 8-bit samples.
+    8-bit JPEG goes through libjpeg-turbo (simplejpeg: no Python in the loop, and it
+    lets go of the GIL, so the decode threads run side by side); what it does not
+    take (lossless or 12-bit JPEG) and JPEG 2000 go through Pillow. YCbCr is
+    converted to RGB. Anything else must be native interleaved 8-bit samples.
     """
     h, w = level.tile_height, level.tile_width
     head = bytes(data[:4])
-    if head[:2] == b"\xff\xd8" or head[:4] in (b"\xff\x4f\xff\x51", b"\x00\x00\x00\x0c"):
+    rgb = _turbo_jpeg(data) if head[:2] == b"\xff\xd8" else None
+    if rgb is None and (
+        head[:2] == b"\xff\xd8" or head[:4] in (b"\xff\x4f\xff\x51", b"\x00\x00\x00\x0c")
+    ):
         formats = ("JPEG",) if head[:2] == b"\xff\xd8" else ("JPEG2000",)
         with Image.open(io.BytesIO(data), formats=formats) as img:
             rgb = np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
-    else:
+    elif rgb is None:
         n = len(data)
         if n >= h * w * 3:
             rgb = np.frombuffer(data, np.uint8, h * w * 3).reshape(h, w, 3)
@@ -116,6 +124,19 @@ def decode_tile(data: bytes, level: SlideLevel) -> np.ndarray:
     return rgb
 
 
+def default_decode_workers() -> int:
+    """JPEG decoding lets go of the GIL: one decode thread per core, two to four."""
+    return max(2, min(4, os.cpu_count() or 2))
+
+
+def _turbo_jpeg(data: bytes | bytearray) -> np.ndarray | None:
+    """8-bit JPEG through libjpeg-turbo; None for one it does not decode."""
+    try:
+        return np.asarray(simplejpeg.decode_jpeg(data, colorspace="RGB"))
+    except ValueError:
+        return None
+
+
 class TileSource:
     """Tiles of one slide pyramid, fetched several frames per request and cached."""
 
@@ -127,7 +148,7 @@ class TileSource:
         cache_mb: float = 256.0,
         batch: int = 16,
         fetch_workers: int = 4,
-        decode_workers: int = 2,
+        decode_workers: int | None = None,
         retry_after_s: float = 5.0,
     ) -> None:
         if batch < 1:
@@ -138,7 +159,8 @@ class TileSource:
         self.batch = batch
         self.fetch_workers = fetch_workers
         self._fetch = ThreadPoolExecutor(fetch_workers, thread_name_prefix="tile-fetch")
-        self._decode = ThreadPoolExecutor(decode_workers, thread_name_prefix="tile-decode")
+        workers = decode_workers or default_decode_workers()
+        self._decode = ThreadPoolExecutor(workers, thread_name_prefix="tile-decode")
         self._lock = threading.Lock()
         self._in_flight: set[TileKey] = set()
         self._failed: dict[TileKey, float] = {}  # when it last failed (monotonic)
@@ -271,25 +293,41 @@ class TileSource:
             self._forget([k for k, _ in chunk])
             return
         lvl = self.pyramid.levels[level]
+        numbers = [n for _, n in chunk]
+        arrived = 0
         try:
-            frames = self.archive.retrieve_frames(
-                self.pyramid.study_uid, self.pyramid.series_uid, sop_uid, [n for _, n in chunk]
-            )
-            if len(frames) != len(chunk):
-                raise ValueError(f"asked for {len(chunk)} frames, got {len(frames)}")
+            for data in self._frames(sop_uid, numbers):
+                if arrived == len(chunk):
+                    raise ValueError(f"asked for {len(chunk)} frames, got more")
+                # each frame is decoded as soon as it is in, while the rest still arrives
+                self._decode.submit(self._decode_one, chunk[arrived][0], lvl, data, on_tile)
+                arrived += 1
+            if arrived != len(chunk):
+                raise ValueError(f"asked for {len(chunk)} frames, got {arrived}")
         except Exception as exc:  # noqa: BLE001  (a failed request is blank tiles, never a crash)
             log.warning("tiles of level %d not fetched: %s", level, exc)
-            self._forget([k for k, _ in chunk], failed=True)
-            for key, _ in chunk:
+            lost = [k for k, _ in chunk[arrived:]]
+            self._forget(lost, failed=True)
+            for key in lost:
                 self._deliver(on_tile, key, None)
             return
-        with self._lock:
-            self.requests_made += 1
-            self.frames_fetched += len(frames)
-        for (key, _), data in zip(chunk, frames, strict=True):
-            self._decode.submit(self._decode_one, key, lvl, data, on_tile)
+        finally:
+            with self._lock:
+                self.requests_made += 1
+                self.frames_fetched += arrived
 
-    def _decode_one(self, key: TileKey, lvl: SlideLevel, data: bytes, on_tile: OnTile) -> None:
+    def _frames(self, sop_uid: str, numbers: list[int]) -> Iterable[bytes | bytearray]:
+        """The frames asked for, in order: streamed part by part where the archive can
+        (a DICOMweb one), else its ``retrieve_frames`` list."""
+        archive = self.archive
+        study, series = self.pyramid.study_uid, self.pyramid.series_uid
+        if isinstance(archive, StreamingArchive) and archive.can_stream:
+            return archive.stream_frames(study, series, sop_uid, numbers)
+        return archive.retrieve_frames(study, series, sop_uid, numbers)
+
+    def _decode_one(
+        self, key: TileKey, lvl: SlideLevel, data: bytes | bytearray, on_tile: OnTile
+    ) -> None:
         tile: np.ndarray | None
         try:
             tile = decode_tile(data, lvl)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cache
 
 from app.archive.protocol import ImageArchive
@@ -63,3 +63,13 @@ class CountingArchive:
         if self.fail:
             raise ConnectionError("the archive is down (test)")
         return self._archive.retrieve_frames(study_uid, series_uid, sop_uid, frames)
+
+    def stream_frames(
+        self, study_uid: str, series_uid: str, sop_uid: str, frames: Sequence[int]
+    ) -> Iterator[bytes | bytearray]:
+        """What the tile source asks a DICOMweb archive for (``can_stream``)."""
+        with self._lock:
+            self.frame_requests.append(list(frames))
+        if self.fail:
+            raise ConnectionError("the archive is down (test)")
+        yield from self._archive.stream_frames(study_uid, series_uid, sop_uid, frames)  # type: ignore[attr-defined]

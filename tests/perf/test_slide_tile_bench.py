@@ -51,7 +51,7 @@ from pytestqt.qtbot import QtBot
 from app.archive.client import open_dicomweb
 from app.archive.protocol import ImageArchive
 from app.archive.slide_pyramid import SlidePyramid, read_pyramid
-from app.archive.tiles import TileKey, TileSource, decode_tile
+from app.archive.tiles import TileKey, TileSource, decode_tile, default_decode_workers
 from app.demo.slide import SlideSpec, generate_slide
 from tests.support import orthanc
 from viewers.slide_viewer import SlideViewer
@@ -93,6 +93,16 @@ class RecordingArchive:
             self.requests.append((sop_uid, list(frames)))
             self.frames.extend(out)
         return out
+
+    def stream_frames(
+        self, study_uid: str, series_uid: str, sop_uid: str, frames: Sequence[int]
+    ) -> Iterator[bytes | bytearray]:
+        with self._lock:
+            self.requests.append((sop_uid, list(frames)))
+        for data in self._archive.stream_frames(study_uid, series_uid, sop_uid, frames):  # type: ignore[attr-defined]
+            with self._lock:
+                self.frames.append(bytes(data))
+            yield data
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +191,7 @@ def _curl_startup() -> float:
 
 def _decode_only(frames: list[bytes], pyramid: SlidePyramid, level: int) -> float:
     lvl = pyramid.levels[level]
-    with ThreadPoolExecutor(2) as pool:  # TileSource's default decode workers
+    with ThreadPoolExecutor(default_decode_workers()) as pool:  # as TileSource's
         t0 = time.perf_counter()
         list(pool.map(lambda f: decode_tile(f, lvl), frames))
         return time.perf_counter() - t0

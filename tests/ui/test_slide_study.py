@@ -200,6 +200,13 @@ class LosingArchive:
             raise ArchiveError(f"frames of {sop_uid} are gone")
         return self.inner.retrieve_frames(study_uid, series_uid, sop_uid, frames)  # type: ignore[attr-defined]
 
+    def stream_frames(self, study_uid, series_uid, sop_uid, frames):  # type: ignore[no-untyped-def]
+        if sop_uid == self.lost:
+            from app.errors import ArchiveError
+
+            raise ArchiveError(f"frames of {sop_uid} are gone")
+        yield from self.inner.stream_frames(study_uid, series_uid, sop_uid, frames)  # type: ignore[attr-defined]
+
 
 def test_missing_tiles_stay_blank_and_are_reported(
     empty_orthanc: OrthancServer, qtbot: QtBot, loop: LoopDriver, monkeypatch: pytest.MonkeyPatch
