@@ -26,7 +26,11 @@ from app.archive.slide_pyramid import SlidePyramid, read_pyramid
 from app.archive.tiles import TileSource
 from app.domain import Finding, SeriesRef
 from app.errors import ArchiveError, ResultParseError
-from app.results.ann_reader import AnnotationGroupInfo, read_bulk_annotations
+from app.results.ann_reader import (
+    AnnotationGroupInfo,
+    groups_by_tracking_uid,
+    read_bulk_annotations,
+)
 from ui.async_ops import AsyncOps, OpFailed
 from viewers.segment_legend import swatch
 from viewers.slide_highlight import HighlightSlideViewer
@@ -202,6 +206,7 @@ class SlideStudy(QWidget):
         self._layout.addWidget(self.legend)
         self._findings: list[Finding] = []
         self._hidden: set[str] = set()  # findings whose card says "hidden"
+        self._group_of: dict[str, int] = {}  # AI finding (Tracking UID) -> its group number
         self.highlighted: str | None = None
         self._timer = QTimer(self)
         self._timer.setInterval(100)
@@ -231,6 +236,7 @@ class SlideStudy(QWidget):
         if generation != self._generation:
             return False
         self.material = material
+        self._group_of = groups_by_tracking_uid(material.groups)
         self.source = TileSource(self._archive, material.pyramid, cache_mb=TILE_CACHE_MB)
         self.viewer = HighlightSlideViewer(self.source, material.groups, self)
         self.viewer.sig_view_changed.connect(self._watch_tiles)
@@ -255,6 +261,7 @@ class SlideStudy(QWidget):
         self._timer.stop()
         self._findings = []
         self._hidden = set()
+        self._group_of = {}
         self.highlighted = None
         self.material = None
         if self.viewer is not None:
@@ -293,17 +300,11 @@ class SlideStudy(QWidget):
             self._hidden.discard(tracking_uid)
         else:
             self._hidden.add(tracking_uid)
-        for layer in self.viewer.layers:
-            label = layer.group.label
-            mine = [
-                f.tracking_uid
-                for f in self._findings
-                if f.tracking_id == label or f.tracking_id.startswith(f"{label} ")
-            ]
-            if tracking_uid in mine:
-                self.set_group_visible(
-                    layer.group.number, any(uid not in self._hidden for uid in mine)
-                )
+        number = self._group_of.get(tracking_uid)
+        if number is None:
+            return  # not an annotation of the slide's AI groups
+        mine = [uid for uid, n in self._group_of.items() if n == number]
+        self.set_group_visible(number, any(uid not in self._hidden for uid in mine))
 
     def _on_groups_changed(self) -> None:
         """The viewer shows the reader's version of the groups (a region rejected, moved or

@@ -15,6 +15,7 @@ reader's version back.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import highdicom as hd
@@ -112,6 +113,18 @@ def annotation_tracking_uid(group_uid: str, index: int) -> str:
     group of points (``index`` -1). Made from the Annotation Group UID, so it is the
     same on every read and in an edited object that carries the group over unchanged."""
     return name_based_uid(f"ann-{group_uid}-{index}")
+
+
+def groups_by_tracking_uid(groups: Sequence[AnnotationGroupInfo]) -> dict[str, int]:
+    """The group number of each finding ``read_bulk_annotations`` made of ``groups``, by
+    Tracking UID (a group of points is one finding, every other annotation one each):
+    by the group's UID, never its label, which the reader's edits change and which may
+    begin another group's label."""
+    out: dict[str, int] = {}
+    for g in groups:
+        for index in [-1] if g.is_points else range(g.count):
+            out[annotation_tracking_uid(g.uid, index)] = g.number
+    return out
 
 
 def _group(

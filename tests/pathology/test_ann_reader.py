@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset
 from app.archive.client import open_dicomweb
 from app.demo.slide_annotations import build_slide_annotations
 from app.errors import ResultParseError
-from app.results.ann_reader import read_bulk_annotations
+from app.results.ann_reader import groups_by_tracking_uid, read_bulk_annotations
 from app.settings import WorklistWeights
 from app.worklist.service import WorklistService
 from tests.pathology.slide_data import small_slide
@@ -51,6 +51,27 @@ def test_groups_findings_and_positive_fraction() -> None:
     }
     assert fractions == {round(expected, 4)}
     assert len({f.tracking_uid for f in result.findings}) == len(result.findings)
+
+
+def test_findings_map_to_their_group_by_uid_not_by_label() -> None:
+    """A card's Shown box hides the finding's group: found by the group's UID, so a label
+    that begins another group's label (here "Ki-67 nucleus", the start of "Ki-67 nucleus
+    positive") or a "(reader-edited)" one takes nothing else with it."""
+    ds = build_slide_annotations(small_slide())
+    tumor = next(g for g in ds.AnnotationGroupSequence if g.AnnotationGroupLabel == "Tumor region")
+    tumor.AnnotationGroupLabel = "Ki-67 nucleus"
+    read = read_bulk_annotations(ds)
+    by_uid = groups_by_tracking_uid(read.groups)
+    assert set(by_uid) == {f.tracking_uid for f in read.result.findings}
+    labels = {g.number: g.label for g in read.groups}
+    for f in read.result.findings:
+        own = labels[by_uid[f.tracking_uid]]
+        assert f.tracking_id == own or f.tracking_id.removeprefix(own + " ").isdigit()
+    cells = [f for f in read.result.findings if f.regions[0].graphic_type == "MULTIPOINT"]
+    assert {labels[by_uid[f.tracking_uid]] for f in cells} == {
+        "Ki-67 nucleus positive",
+        "Ki-67 nucleus negative",
+    }
 
 
 def test_not_bulk_annotations_is_a_parse_error() -> None:
