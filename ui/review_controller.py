@@ -247,6 +247,7 @@ class ReviewController(QObject):
             certainty=current.certainty,
             measurements=current.measurements,
             comment=item.decision.comment if item.decision else "",
+            slide=self._slide_region(uid) is not None,
             parent=self._dialog_parent,
         )
         if dialog.exec() != QDialog.DialogCode.Accepted:
@@ -325,9 +326,7 @@ class ReviewController(QObject):
         """The reader's version of the slide's groups on the slide viewer."""
         if self._slide_editor is None or not self._slide_groups or self.session is None:
             return
-        self._slide_editor.viewer.set_groups(
-            reader_groups(self._slide_groups, self.session.items)
-        )
+        self._slide_editor.viewer.set_groups(reader_groups(self._slide_groups, self.session.items))
 
     def _remember_image(self, region: Region) -> None:
         """Where the image a region is on lives, for an SR that must reference it."""
@@ -337,7 +336,9 @@ class ReviewController(QObject):
             return
         index = volume.sop_uids.index(uid)
         sop_class = volume.sop_class_uids[index] if index < len(volume.sop_class_uids) else ""
-        self._images[uid] = ImageRef(volume.series_uid, region.referenced_sop_class_uid or sop_class)
+        self._images[uid] = ImageRef(
+            volume.series_uid, region.referenced_sop_class_uid or sop_class
+        )
 
     def _on_region_edited(self, uid: str, region: Region) -> None:
         session = self.session
@@ -356,14 +357,21 @@ class ReviewController(QObject):
         if session is None:
             return
         self._remember_image(region)
-        dialog = FindingDialog("Add a finding the AI missed", parent=self._dialog_parent)
+        image = self._slide_image_uid()
+        on_slide = bool(image) and region.referenced_sop_uid == image
+        dialog = FindingDialog(
+            "Add a finding the AI missed", slide=on_slide, parent=self._dialog_parent
+        )
         if dialog.exec() != QDialog.DialogCode.Accepted:
             self.sig_message.emit("Nothing added")
             return
         form = dialog.result_form()
         try:
             uid = session.add(
-                form.finding_type, region, site=form.site, urgency=form.urgency,
+                form.finding_type,
+                region,
+                site=form.site,
+                urgency=form.urgency,
                 comment=form.comment,
             )
         except CompanionError as exc:
@@ -407,8 +415,13 @@ class ReviewController(QObject):
             receipt = await self.ops.run(
                 "Submitting review",
                 lambda _r: submit_review(
-                    session, ai_srs, outbox=services.outbox, audit=services.audit,
-                    store=services.store, new_uid=self._new_uid, images=dict(self._images),
+                    session,
+                    ai_srs,
+                    outbox=services.outbox,
+                    audit=services.audit,
+                    store=services.store,
+                    new_uid=self._new_uid,
+                    images=dict(self._images),
                 ),
             )
         except OpFailed:
@@ -470,8 +483,11 @@ class ReviewController(QObject):
                     details={
                         "findings": [f.tracking_uid for r in shown for f in r.findings],
                         "algorithms": sorted(
-                            {f"{r.algorithm.name} {r.algorithm.version}" for r in shown
-                             if r.algorithm}
+                            {
+                                f"{r.algorithm.name} {r.algorithm.version}"
+                                for r in shown
+                                if r.algorithm
+                            }
                         ),
                     },
                     **common,

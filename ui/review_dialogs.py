@@ -91,7 +91,10 @@ class RejectDialog(QDialog):
 
     def _digit(self, event: QKeyEvent) -> bool:
         row = event.key() - Qt.Key.Key_1
-        if 0 <= row < self.reasons.count() and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier:
+        if (
+            0 <= row < self.reasons.count()
+            and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+        ):
             self._pick(row)
             return True
         return False
@@ -141,6 +144,7 @@ class FindingDialog(QDialog):
         certainty: float | None = None,
         measurements: Sequence[Measurement] = (),
         comment: str = "",
+        slide: bool = False,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -149,8 +153,11 @@ class FindingDialog(QDialog):
         self._measurements = list(measurements)
         self._certainty = certainty if certainty is not None else 0.0
         form = QFormLayout()
-        self.type_combo = self._combo(code_lists.finding_types(finding_type), finding_type)
-        self.site_combo = self._combo(code_lists.sites(site), site, none_text="Site not given")
+        # a finding on a whole-slide image is offered pathology types and sites
+        types = code_lists.finding_types(finding_type, slide=slide)
+        self.type_combo = self._combo(types, finding_type)
+        sites = code_lists.sites(site, slide=slide)
+        self.site_combo = self._combo(sites, site, none_text="Site not given")
         self.urgency_combo = QComboBox(self)
         for u in sorted(Urgency, reverse=True):
             self.urgency_combo.addItem(u.label.title(), int(u))

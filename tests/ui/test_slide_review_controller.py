@@ -104,8 +104,13 @@ def test_edit_and_add_regions_on_the_slide(
     for p in corners:
         QTest.mouseClick(slide_view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, p)
 
+    offered: list[str] = []
+
     def accept(dialog: QWidget) -> None:
         assert isinstance(dialog, FindingDialog)
+        combo = dialog.type_combo
+        offered.extend(combo.itemText(i) for i in range(combo.count()))
+        combo.setCurrentIndex(combo.findText("Necrosis"))
         dialog.accept()
 
     answered = answer_modal(qtbot, FindingDialog, accept)
@@ -116,6 +121,9 @@ def test_edit_and_add_regions_on_the_slide(
     region = added[0].current.regions[0]
     assert region.graphic_type == "POLYGON"
     assert region.referenced_sop_uid == str(slide.levels[0].SOPInstanceUID)
+    # a region on the slide is typed from the pathology list, not the radiology one
+    assert "Necrosis" in offered and "Intracranial hemorrhage" not in offered
+    assert added[0].current.finding.meaning == "Necrosis"
     assert any(layer.group.label == ADDED_LABEL for layer in slide_view.layers)
 
     # Submit: the assessment SR and the edited annotations, in the outbox together.
