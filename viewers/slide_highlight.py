@@ -2,15 +2,18 @@
 
 ``SlideViewer`` draws tiles and the AI groups; this adds one thing a reader needs while
 stepping through findings: where the current one is. The frame is the region's
-bounding box in base-level pixels, drawn over the overlays in a colour no group uses
+bounding box in base-level pixels, drawn over the AI groups (under the minimap and the
+scale bar) in a colour no group uses
 (a dark halo under a bright line, legible on tissue and on background).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPen, QResizeEvent
+from PySide6.QtGui import QColor, QPainter, QPen, QResizeEvent
 
 from viewers.slide_viewer import SlideViewer
 
@@ -25,6 +28,10 @@ class HighlightSlideViewer(SlideViewer):
 
     highlight: tuple[float, float, float, float] | None = None
     auto_fit = True  # the view is "the whole slide" (refitted on resize)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.overlay_painters.append(self._paint_highlight)
 
     def fit(self) -> None:
         self.auto_fit = True
@@ -61,12 +68,12 @@ class HighlightSlideViewer(SlideViewer):
         pad = FRAME_PAD_PX
         return QRectF(sx0 - pad, sy0 - pad, sx1 - sx0 + 2 * pad, sy1 - sy0 + 2 * pad)
 
-    def paintEvent(self, event: QPaintEvent) -> None:
-        super().paintEvent(event)
+    def _paint_highlight(self, painter: QPainter) -> None:
+        """Drawn with the overlays, so the minimap and scale bar stay on top of it."""
         rect = self.highlight_rect()
         if rect is None:
             return
-        painter = QPainter(self)
+        painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.setPen(QPen(HALO, 5.0))
@@ -75,4 +82,4 @@ class HighlightSlideViewer(SlideViewer):
         pen.setStyle(Qt.PenStyle.DashLine)
         painter.setPen(pen)
         painter.drawRect(rect)
-        painter.end()
+        painter.restore()

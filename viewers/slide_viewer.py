@@ -255,12 +255,18 @@ class SlideViewer(QWidget):
         if missing and self.source.fits(len(visible), level):
             self.source.request(missing, self._arrived)
 
+    def minimap_rect(self) -> QRectF:
+        """Where the minimap is drawn (widget pixels, top right)."""
+        base = self.viewport.pyramid.base
+        k = MINIMAP_MAX / max(base.width, base.height)
+        w, h = base.width * k, base.height * k
+        return QRectF(self.width() - w - 10, 10, w, h)
+
     def _draw_minimap(self, painter: QPainter) -> None:
         vp = self.viewport
         base = vp.pyramid.base
         k = MINIMAP_MAX / max(base.width, base.height)
-        w, h = base.width * k, base.height * k
-        box = QRectF(self.width() - w - 10, 10, w, h)
+        box = self.minimap_rect()
         painter.fillRect(box.adjusted(-2, -2, 2, 2), QColor(20, 20, 20, 200))
         lvl = vp.pyramid.levels[self._overview]
         d = vp.pyramid.downsample(self._overview)

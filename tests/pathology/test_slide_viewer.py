@@ -18,6 +18,7 @@ from app.demo.slide_annotations import build_slide_annotations
 from app.results.ann_reader import read_bulk_annotations
 from tests.pathology.slide_data import pyramid_of
 from tests.support.orthanc import OrthancServer
+from viewers.slide_highlight import HighlightSlideViewer
 from viewers.slide_viewer import SlideViewer
 from viewers.slide_viewport import SlideViewport
 
@@ -112,5 +113,37 @@ def test_open_slide_fly_to_region_and_overlays(
     assert viewer.viewport.scale < scale
     qtbot.keyClick(viewer, Qt.Key.Key_0)
     assert viewer.viewport.level == 2
+    viewer.close()
+    source.close()
+
+
+def test_the_highlight_frame_stays_under_the_minimap(
+    qtbot: QtBot, empty_orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    """The frame around the finding under review is drawn with the overlays: where it
+    crosses the minimap, the minimap stays whole (it used to be drawn over it)."""
+    slide = generate_slide(SlideSpec(width=2048, height=1536, levels=3, seed=4))
+    archive = open_dicomweb(empty_orthanc.dicomweb_url)
+    archive.store(slide.levels)
+    source = TileSource(archive, read_pyramid(archive, slide.study_uid, slide.series_uid))
+    viewer = HighlightSlideViewer(source)
+    qtbot.addWidget(viewer)
+    viewer.resize(900, 600)
+    viewer.show()
+    qtbot.waitExposed(viewer)
+    qtbot.waitUntil(lambda: not viewer.pending_tiles(), timeout=30_000)
+    mini = viewer.minimap_rect()
+    # a box whose frame runs through the middle of the minimap
+    x0, y0 = viewer.viewport.to_base(mini.left() - 120, mini.top() - 40)
+    x1, y1 = viewer.viewport.to_base(mini.center().x(), mini.center().y())
+    before = _rgb(viewer.grab().toImage())
+    viewer.set_highlight((x0, y0, x1, y1))
+    after = _rgb(viewer.grab().toImage())
+    viewer.grab().save(str(tmp_path / "highlight_and_minimap.png"))
+    top, left = int(mini.top()) - 1, int(mini.left()) - 1
+    bottom, right = int(mini.bottom()) + 2, int(mini.right()) + 2
+    assert np.array_equal(before[top:bottom, left:right], after[top:bottom, left:right])
+    changed = np.abs(after.astype(int) - before).sum(axis=2) > 60
+    assert changed.sum() > 200  # the frame is drawn, outside the minimap
     viewer.close()
     source.close()
