@@ -46,12 +46,17 @@ def measurement_text(m: Measurement) -> str:
     return f"{m.concept.meaning}: {value}{suffix}"
 
 
-def region_text(regions: Sequence[Region]) -> str:
+def region_text(regions: Sequence[Region], *, slide: bool = False) -> str:
+    """Where a finding is, in a few words; ``slide``: a whole-slide annotation, whose
+    3D coordinates are the slide's (mm), not the patient's."""
     if not regions:
         return "No image region"
     parts = []
     for r in regions:
-        where = "3D, patient coordinates" if r.is_3d else "on one image"
+        if r.is_3d:
+            where = "slide coordinates, mm" if slide else "3D, patient coordinates"
+        else:
+            where = "on the slide" if slide else "on one image"
         parts.append(f"{r.graphic_type.title()} ({where})")
     return "Region: " + "; ".join(parts)
 
@@ -132,7 +137,7 @@ class FindingCard(QFrame):
             layout.addWidget(label)
         for m in finding.measurements:
             layout.addWidget(self._line(measurement_text(m)))
-        layout.addWidget(self._line(region_text(finding.regions), muted=True))
+        layout.addWidget(self._line(region_text(finding.regions, slide=finding.template == "ANN"), muted=True))
         algo = finding.algorithm
         maker = f" · {algo.manufacturer}" if algo.manufacturer else ""
         made_by = f"{algo.name} {algo.version}{maker}".strip() if algo.name else "Reader's finding"

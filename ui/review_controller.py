@@ -24,7 +24,12 @@ from app.errors import CompanionError
 from app.results.ann_reader import AnnotationGroupInfo, is_bulk_annotations, read_bulk_annotations
 from app.review.services import ReviewServices
 from app.review.session import ReviewSession
-from app.review.slide_regions import reader_groups, slide_image_uid, slide_region
+from app.review.slide_regions import (
+    on_base_pixels,
+    reader_groups,
+    slide_image_uid,
+    slide_region,
+)
 from app.review.submit import ImageRef, SubmitReceipt, submit_review
 from ui.async_ops import AsyncOps, OpFailed
 from ui.findings_panel import FindingsPanel
@@ -33,6 +38,12 @@ from ui.study_view import StudyView
 from viewers.slide_editor import SlideEditor
 
 log = logging.getLogger(__name__)
+
+
+IN_SLIDE_MM = (
+    "This region is given in slide coordinates (mm): its outline cannot be edited here; "
+    "confirm, reject or change its type (M)"
+)
 
 
 class ReviewController(QObject):
@@ -261,6 +272,9 @@ class ReviewController(QObject):
 
     def _edit_region(self, uid: str) -> None:
         slide = self._slide_region(uid)
+        if slide is not None and slide.is_3d:
+            self.sig_message.emit(IN_SLIDE_MM)
+            return
         if slide is not None and self._slide_editor is not None:
             self._select(uid)
             if self._slide_editor.edit(uid, slide):
@@ -278,6 +292,9 @@ class ReviewController(QObject):
 
     def _redraw_region(self, uid: str) -> None:
         slide = self._slide_region(uid)
+        if slide is not None and slide.is_3d:
+            self.sig_message.emit(IN_SLIDE_MM)
+            return
         if slide is not None and self._slide_editor is not None:
             self._select(uid)
             self._slide_editor.draw(slide.referenced_sop_uid or "", owner=uid)
@@ -289,6 +306,12 @@ class ReviewController(QObject):
 
     def _add(self) -> None:
         image_uid = self._slide_image_uid()
+        if not image_uid and self._slide_editor is not None and self._slide_in_mm():
+            self.sig_message.emit(
+                "This slide's AI annotations are in slide coordinates (mm): a region drawn "
+                "on it cannot be added to them here"
+            )
+            return
         if image_uid and self._slide_editor is not None:
             self._slide_editor.draw(image_uid)
             self.sig_message.emit(
@@ -319,6 +342,14 @@ class ReviewController(QObject):
             return None
         return slide_region(self.session, uid)
 
+    def _slide_in_mm(self) -> bool:
+        """Whether the study's slide annotations are in 3D slide coordinates."""
+        return self.session is not None and any(
+            f.template == "ANN" and f.regions and f.regions[0].is_3d
+            for r in self.session.results
+            for f in r.findings
+        )
+
     def _slide_image_uid(self) -> str:
         return slide_image_uid(self.session) if self.session is not None else ""
 
@@ -326,7 +357,10 @@ class ReviewController(QObject):
         """The reader's version of the slide's groups on the slide viewer."""
         if self._slide_editor is None or not self._slide_groups or self.session is None:
             return
-        self._slide_editor.viewer.set_groups(reader_groups(self._slide_groups, self.session.items))
+        viewer = self._slide_editor.viewer
+        placed = [on_base_pixels(g, viewer.source.pyramid) for g in self._slide_groups]
+        groups = [g for g in placed if not isinstance(g, str)]  # the rest: SlideStudy says why
+        viewer.set_groups(reader_groups(groups, self.session.items))
 
     def _remember_image(self, region: Region) -> None:
         """Where the image a region is on lives, for an SR that must reference it."""

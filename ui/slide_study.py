@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QGridLayout, QLabel, QVBoxLayout, QWidget
 
@@ -31,6 +32,7 @@ from app.results.ann_reader import (
     groups_by_tracking_uid,
     read_bulk_annotations,
 )
+from app.review.slide_regions import on_base_pixels
 from ui.async_ops import AsyncOps, OpFailed
 from viewers.segment_legend import swatch
 from viewers.slide_highlight import HighlightSlideViewer
@@ -68,17 +70,30 @@ def read_slide_material(archive: ImageArchive, series: SeriesRef) -> SlideMateri
             continue
         if ann.referenced_sop_uids and not set(ann.referenced_sop_uids) & levels:
             continue  # about another slide of the study
-        groups.extend(ann.groups)
+        for g in ann.groups:
+            placed = on_base_pixels(g, pyramid)
+            if isinstance(placed, str):
+                problems.append(f"AI annotations {ref.sop_uid}: {placed}")
+                continue
+            groups.append(placed)
     return SlideMaterial(pyramid, tuple(groups), tuple(problems))
 
 
-def region_box(finding: Finding) -> tuple[float, float, float, float] | None:
+def region_box(
+    finding: Finding, pyramid: SlidePyramid | None = None
+) -> tuple[float, float, float, float] | None:
     """The bounding box (x0, y0, x1, y1) of a finding's regions in base-level pixels,
-    at least ``MIN_REGION_PX`` wide and high; None when it has no 2D region."""
+    at least ``MIN_REGION_PX`` wide and high; regions in slide coordinates (mm) are
+    placed with ``pyramid``'s geometry; None when nothing can be placed."""
     xs: list[float] = []
     ys: list[float] = []
     for region in finding.regions:
-        for point in region.coordinates:
+        points = np.asarray(region.coordinates, dtype=np.float64)
+        if region.is_3d:
+            if pyramid is None or not pyramid.has_slide_geometry or points.shape[-1] != 3:
+                continue
+            points = pyramid.slide_to_base(points)
+        for point in points.reshape(len(region.coordinates), -1):
             if len(point) >= 2:
                 xs.append(float(point[0]))
                 ys.append(float(point[1]))
@@ -283,7 +298,8 @@ class SlideStudy(QWidget):
     def show_finding(self, tracking_uid: str) -> bool:
         """Fly to a finding's region (centred, zoomed to its box) and frame it."""
         finding = next((f for f in self._findings if f.tracking_uid == tracking_uid), None)
-        box = region_box(finding) if finding is not None else None
+        pyramid = self.material.pyramid if self.material is not None else None
+        box = region_box(finding, pyramid) if finding is not None else None
         if self.viewer is None or box is None:
             return False
         self.highlighted = tracking_uid

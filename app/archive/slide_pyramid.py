@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import highdicom as hd
+import numpy as np
 from pydicom.dataset import Dataset
 
 from app.archive.protocol import ImageArchive
@@ -47,6 +49,13 @@ class SlideLevel:
     # the instance holding each tile, when the level spans several instances
     tile_sops: dict[tuple[int, int], str] | None = field(default=None, compare=False)
     frame_offset: int = field(default=0, compare=False)  # Concatenation Frame Offset Number
+    # where the total pixel matrix lies in the slide coordinate system (mm), for
+    # annotations given in 3D slide coordinates; None when the image does not say
+    origin_mm: tuple[float, float, float] | None = field(default=None, compare=False)
+    orientation: tuple[float, ...] | None = field(
+        default=None, compare=False
+    )  # Image Orientation (Slide)
+    frame_of_reference_uid: str = field(default="", compare=False)
 
     @property
     def tiles_across(self) -> int:
@@ -85,6 +94,31 @@ class SlidePyramid:
     def downsample(self, index: int) -> float:
         """How many base pixels one pixel of level ``index`` spans (along columns)."""
         return self.base.width / self.levels[index].width
+
+    @property
+    def has_slide_geometry(self) -> bool:
+        """Whether slide coordinates (mm) can be mapped onto the base level's pixels."""
+        base = self.base
+        return (
+            base.origin_mm is not None
+            and base.orientation is not None
+            and all(s > 0 for s in base.spacing_mm)
+        )
+
+    def slide_to_base(self, xyz: np.ndarray) -> np.ndarray:
+        """(n, 3) slide coordinates in mm -> (n, 2) base-level image coordinates (column,
+        row; (0, 0) the top left corner of the top left pixel, as SCOORD). Raises
+        ``ValueError`` when the slide does not give its geometry."""
+        if not self.has_slide_geometry:
+            raise ValueError("the slide gives no Total Pixel Matrix Origin / orientation")
+        base = self.base
+        to_image = hd.spatial.ReferenceToImageTransformer(
+            image_position=base.origin_mm,  # type: ignore[arg-type]
+            image_orientation=base.orientation,  # type: ignore[arg-type]
+            pixel_spacing=base.spacing_mm,
+            drop_slice_coord=True,
+        )
+        return np.asarray(to_image(np.asarray(xyz, dtype=np.float64).reshape(-1, 3)))
 
     def level_for(self, base_px_per_screen_px: float) -> int:
         """The coarsest level still at least as fine as the screen needs."""
@@ -139,6 +173,9 @@ def merge_instances(parts: list[SlideLevel]) -> list[SlideLevel]:
                 transfer_syntax=first.transfer_syntax,
                 sparse=frames,
                 tile_sops=sops,
+                origin_mm=first.origin_mm,
+                orientation=first.orientation,
+                frame_of_reference_uid=first.frame_of_reference_uid,
             )
         )
     return out
@@ -192,7 +229,32 @@ def level_from_json(item: dict[str, Any]) -> SlideLevel | None:
         transfer_syntax=str(item.get("00020010", {}).get("Value", [""])[0]),
         sparse=sparse,
         frame_offset=int(ds.get("ConcatenationFrameOffsetNumber", 0) or 0),
+        origin_mm=_origin(ds),
+        orientation=_orientation(ds),
+        frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")),
     )
+
+
+def _origin(ds: Dataset) -> tuple[float, float, float] | None:
+    """Total Pixel Matrix Origin (x, y, z) in the slide coordinate system, mm."""
+    for item in ds.get("TotalPixelMatrixOriginSequence") or []:
+        try:
+            x = float(item.XOffsetInSlideCoordinateSystem)
+            y = float(item.YOffsetInSlideCoordinateSystem)
+        except (AttributeError, TypeError, ValueError):
+            return None
+        z = item.get("ZOffsetInSlideCoordinateSystem")
+        return x, y, float(z) if z not in (None, "") else 0.0
+    return None
+
+
+def _orientation(ds: Dataset) -> tuple[float, ...] | None:
+    values = ds.get("ImageOrientationSlide")
+    try:
+        out = tuple(float(v) for v in values or ())
+    except (TypeError, ValueError):
+        return None
+    return out if len(out) == 6 else None
 
 
 def _spacing(ds: Dataset) -> tuple[float, float]:

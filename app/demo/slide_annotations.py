@@ -29,9 +29,20 @@ ALGORITHM_NAME = "Demo Ki-67 Tissue Analyzer"
 ALGORITHM_VERSION = "0.3"
 
 
-def build_slide_annotations(slide: DemoSlide) -> hd.ann.MicroscopyBulkSimpleAnnotations:
-    """The AI's annotations of ``slide`` as a new series in the slide's study."""
+def build_slide_annotations(
+    slide: DemoSlide, *, slide_coordinates: bool = False
+) -> hd.ann.MicroscopyBulkSimpleAnnotations:
+    """The AI's annotations of ``slide`` as a new series in the slide's study; with
+    ``slide_coordinates`` in 3D slide coordinates (SCOORD3D, mm) as some AI products
+    write them, else in 2D image coordinates of the base level."""
     content = slide.content
+    coordinate_type = hd.ann.AnnotationCoordinateTypeValues.SCOORD
+    to_slide = None
+    if slide_coordinates:
+        coordinate_type = hd.ann.AnnotationCoordinateTypeValues.SCOORD3D
+        to_slide = hd.spatial.ImageToReferenceTransformer.for_image(
+            slide.levels[0], for_total_pixel_matrix=True
+        )
     algorithm = hd.AlgorithmIdentificationSequence(
         name=ALGORITHM_NAME,
         family=hd.sr.CodedConcept("123109", "DCM", "Multi-class classification"),
@@ -52,6 +63,8 @@ def build_slide_annotations(slide: DemoSlide) -> hd.ann.MicroscopyBulkSimpleAnno
     ) -> hd.ann.AnnotationGroup | None:
         if not data:
             return None
+        if to_slide is not None:
+            data = [np.asarray(to_slide(np.asarray(d, dtype=np.float64))) for d in data]
         return hd.ann.AnnotationGroup(
             number=number,
             uid=slide.uid("ann-group", str(number)),
@@ -113,7 +126,7 @@ def build_slide_annotations(slide: DemoSlide) -> hd.ann.MicroscopyBulkSimpleAnno
     source: Dataset = slide.levels[0]
     ann = hd.ann.MicroscopyBulkSimpleAnnotations(
         source_images=[source],
-        annotation_coordinate_type=hd.ann.AnnotationCoordinateTypeValues.SCOORD,
+        annotation_coordinate_type=coordinate_type,
         annotation_groups=groups,
         series_instance_uid=slide.uid("ann-series"),
         series_number=100,

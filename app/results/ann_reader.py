@@ -46,9 +46,13 @@ class AnnotationGroupInfo:
     property_type: Code
     graphic_type: str
     colour: tuple[int, int, int]  # sRGB
-    shapes: tuple[np.ndarray, ...]  # each (n, 2) of (column, row)
+    shapes: tuple[np.ndarray, ...]  # each (n, 2) of (column, row), or (n, 3) of (x, y, z) mm
     probabilities: np.ndarray | None  # one per annotation, 0..1
     positive_fraction: float | None = None
+    # "2D": image coordinates of the referenced slide; "3D": slide coordinates (mm) in
+    # ``frame_of_reference_uid`` (a view maps them onto the slide's pixels)
+    coordinate_type: str = "2D"
+    frame_of_reference_uid: str = ""
 
     @property
     def count(self) -> int:
@@ -78,7 +82,8 @@ def read_bulk_annotations(ds: Dataset) -> SlideAnnotations:
     try:
         ann = hd.ann.MicroscopyBulkSimpleAnnotations.from_dataset(ds, copy=False)
         coordinate_type = hd.ann.AnnotationCoordinateTypeValues(ds.AnnotationCoordinateType)
-        groups = [_group(g, coordinate_type) for g in ann.get_annotation_groups()]
+        for_uid = str(ds.get("FrameOfReferenceUID", ""))
+        groups = [_group(g, coordinate_type, for_uid) for g in ann.get_annotation_groups()]
     except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
         raise ResultParseError(f"bulk annotations {ds.get('SOPInstanceUID', '')}: {exc}") from exc
     groups = _with_positive_fractions(groups)
@@ -128,10 +133,16 @@ def groups_by_tracking_uid(groups: Sequence[AnnotationGroupInfo]) -> dict[str, i
 
 
 def _group(
-    g: hd.ann.AnnotationGroup, coordinate_type: hd.ann.AnnotationCoordinateTypeValues
+    g: hd.ann.AnnotationGroup,
+    coordinate_type: hd.ann.AnnotationCoordinateTypeValues,
+    for_uid: str,
 ) -> AnnotationGroupInfo:
+    three_d = coordinate_type == hd.ann.AnnotationCoordinateTypeValues.SCOORD3D
+    dims = 3 if three_d else 2
+    # slide coordinates are mm: float64, or micrometre detail is lost far from the origin
+    dtype = np.float64 if three_d else np.float32
     shapes = tuple(
-        np.asarray(s, dtype=np.float32)[:, :2] for s in g.get_graphic_data(coordinate_type)
+        np.asarray(s, dtype=dtype)[:, :dims] for s in g.get_graphic_data(coordinate_type)
     )
     probabilities = None
     names, values, _units = g.get_measurements()
@@ -153,6 +164,8 @@ def _group(
         colour=colour,
         shapes=shapes,
         probabilities=probabilities,
+        coordinate_type="3D" if three_d else "2D",
+        frame_of_reference_uid=for_uid if three_d else "",
     )
 
 
@@ -197,8 +210,13 @@ def _findings(
             template="ANN",
         )
 
+    def region(kind: str, coords: tuple[tuple[float, ...], ...]) -> Region:
+        if g.coordinate_type == "3D":  # slide coordinates, mm
+            return Region(kind, coords, frame_of_reference_uid=g.frame_of_reference_uid)
+        return Region(kind, coords, referenced_sop_uid=image_uid)
+
     if g.is_points:
-        points = tuple((float(p[0]), float(p[1])) for s in g.shapes for p in s)
+        points = tuple(tuple(float(v) for v in p) for s in g.shapes for p in s)
         measurements = [Measurement(COUNT, float(g.count), UNITY)]
         if g.positive_fraction is not None:
             measurements.append(
@@ -209,17 +227,12 @@ def _findings(
             if g.probabilities is not None and g.count
             else None
         )
-        region = Region("MULTIPOINT", points, referenced_sop_uid=image_uid)
-        return [finding(-1, (region,), mean, tuple(measurements))]
+        return [finding(-1, (region("MULTIPOINT", points),), mean, tuple(measurements))]
     out = []
     for i, shape in enumerate(g.shapes):
-        region = Region(
-            g.graphic_type,
-            tuple((float(x), float(y)) for x, y in shape),
-            referenced_sop_uid=image_uid,
-        )
+        coords = tuple(tuple(float(v) for v in p) for p in shape)
         prob = round(float(g.probabilities[i]), 4) if g.probabilities is not None else None
-        out.append(finding(i, (region,), prob, ()))
+        out.append(finding(i, (region(g.graphic_type, coords),), prob, ()))
     return out
 
 

@@ -19,7 +19,9 @@ The new object is a new series of the same study with a new SOP Instance UID. It
 "supersedes" the original by listing it in its Common Instance Reference Module
 (Referenced Series Sequence, with the ANN SOP class) next to the source image;
 ``ann_reader`` reads such a reference as a predecessor (docs/conformance.md).
-Only 2D image coordinates (SCOORD) are written.
+The coordinates keep the original's type: 2D image coordinates (SCOORD), or 3D slide
+coordinates (SCOORD3D), which the reader can confirm, reject and retype but not move
+(and a region the reader drew, in image pixels, cannot join them).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
-from app.domain import Assessment, Code, Decision, Finding, Verdict
+from app.domain import Assessment, Code, Decision, Finding, Region, Verdict
 from app.results.ann_reader import ANN_SOP_CLASS, CERTAINTY, annotation_tracking_uid
 from app.results.review_context import SOFTWARE_NAME, SOFTWARE_VERSION
 
@@ -91,14 +93,10 @@ def build_edited_ann(
         )
     if sop_instance_uid == str(original.SOPInstanceUID):
         raise ValueError(f"sop_instance_uid must be new, got the original's {sop_instance_uid}")
-    if str(original.AnnotationCoordinateType) != "2D":
-        raise ValueError(
-            "original: only 2D image coordinates (SCOORD) can be edited, got "
-            f"{original.AnnotationCoordinateType}"
-        )
+    coordinate_type = hd.ann.AnnotationCoordinateTypeValues(original.AnnotationCoordinateType)
+    dims = 3 if coordinate_type == hd.ann.AnnotationCoordinateTypeValues.SCOORD3D else 2
     ann = hd.ann.MicroscopyBulkSimpleAnnotations.from_dataset(original, copy=True)
     decisions = {d.tracking_uid: d for d in assessment.decisions}
-    coordinate_type = hd.ann.AnnotationCoordinateTypeValues.SCOORD
     groups: list[hd.ann.AnnotationGroup] = []
     categories: dict[tuple[str, str], Code] = {}
     for g in ann.get_annotation_groups():
@@ -107,9 +105,9 @@ def build_edited_ann(
         )
     for g in ann.get_annotation_groups():
         shapes = [
-            np.asarray(s, dtype=np.float64)[:, :2] for s in g.get_graphic_data(coordinate_type)
+            np.asarray(s, dtype=np.float64)[:, :dims] for s in g.get_graphic_data(coordinate_type)
         ]
-        buckets = _edited_buckets(g, shapes, decisions, categories)
+        buckets = _edited_buckets(g, shapes, decisions, categories, dims)
         if buckets is None:  # untouched: copied as it is
             kept = copy.deepcopy(g)
             kept.AnnotationGroupNumber = len(groups) + 1
@@ -120,6 +118,11 @@ def build_edited_ann(
     added: dict[tuple[str, str, str], _Bucket] = {}
     for d in assessment.decisions:
         if d.verdict is Verdict.ADDED:
+            if dims == 3:
+                raise ValueError(
+                    "assessment: a region the reader drew (image pixels) cannot join "
+                    "annotations in slide coordinates (3D)"
+                )
             _add_to(added, d.finding, categories)
     groups.extend(_group(b, len(groups) + 1) for b in added.values())
     if not groups:
@@ -166,8 +169,21 @@ def _edited_buckets(
     shapes: list[np.ndarray],
     decisions: dict[str, Decision],
     categories: dict[tuple[str, str], Code],
+    dims: int = 2,
 ) -> list[_Bucket] | None:
-    """The groups an AI group becomes, or None when the reader left it unchanged."""
+    """The groups an AI group becomes, or None when the reader left it unchanged.
+    ``dims`` 3: the AI's coordinates are slide coordinates (x, y, z mm); the reader may
+    not move them (a region given in image pixels is refused)."""
+
+    def coords(region: Region) -> np.ndarray:
+        pts = np.asarray(region.coordinates, dtype=np.float64)
+        if pts.ndim != 2 or pts.shape[1] < dims or (dims == 3) != region.is_3d:
+            raise ValueError(
+                f"assessment: a region of {len(pts[0]) if len(pts) else 0} coordinates "
+                f"cannot replace one in {'slide' if dims == 3 else 'image'} coordinates"
+            )
+        return pts[:, :dims]
+
     prop = _code(g.annotated_property_type)
     graphic = g.graphic_type.value
     certainty = _certainty(g)
@@ -201,15 +217,11 @@ def _edited_buckets(
             return []
         region = d.finding.regions[0] if d.finding.regions else None
         old = {tuple(np.round(s[0], 3)): i for i, s in enumerate(shapes)}
-        points = (
-            [np.asarray(p[:2], dtype=np.float64) for p in region.coordinates]
-            if region is not None
-            else [s[0] for s in shapes]
-        )
+        points = list(coords(region)) if region is not None else [s[0] for s in shapes]
         b = bucket(d.finding.finding, "POINT")
         for p in points:
             row = old.get(tuple(np.round(p, 3)))
-            b.shapes.append(p.reshape(1, 2))
+            b.shapes.append(p.reshape(1, dims))
             b.rows.append(row)
             b.certainty.append(
                 certainty[row] if certainty is not None and row is not None else np.nan
@@ -227,11 +239,7 @@ def _edited_buckets(
         if d.verdict is Verdict.REJECTED:
             continue
         region = d.finding.regions[0] if d.finding.regions else None
-        new_shape = (
-            np.asarray([p[:2] for p in region.coordinates], dtype=np.float64)
-            if region is not None
-            else shape
-        )
+        new_shape = coords(region) if region is not None else shape
         b = bucket(d.finding.finding, region.graphic_type if region is not None else graphic)
         b.shapes.append(new_shape)
         b.rows.append(i)

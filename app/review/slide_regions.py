@@ -15,6 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from app.archive.slide_pyramid import SlidePyramid
 from app.domain import Code, Region, Verdict
 from app.errors import ReviewError
 from app.results.ann_reader import AnnotationGroupInfo, annotation_tracking_uid
@@ -50,7 +51,7 @@ def reader_groups(
                 shapes.append(shape)
                 probs.append(prob)
             elif item.verdict is Verdict.MODIFIED:
-                shapes.append(_shape(item) if item.current.regions else shape)
+                shapes.append(shape if _same_geometry(item) else _shape(item))
                 cert = item.current.certainty
                 probs.append(float(cert) if cert is not None else np.nan)
         out.append(
@@ -69,10 +70,16 @@ def reader_groups(
 def _points(g: AnnotationGroupInfo, item: ReviewItem) -> AnnotationGroupInfo:
     if item.verdict is Verdict.REJECTED:
         return replace(g, shapes=(), probabilities=None)
-    if item.verdict is not Verdict.MODIFIED or not item.current.regions:
+    if item.verdict is not Verdict.MODIFIED or _same_geometry(item):
         return g
     points = _shape(item)
     return replace(g, shapes=tuple(p.reshape(1, 2) for p in points), probabilities=None)
+
+
+def _same_geometry(item: ReviewItem) -> bool:
+    """A modified annotation drawn where the AI put it: no region, or one in slide
+    coordinates (mm), whose outline cannot be edited (only its type and certainty)."""
+    return not item.current.regions or item.current.regions[0].is_3d
 
 
 def _shape(item: ReviewItem) -> np.ndarray:
@@ -105,6 +112,23 @@ def _added(items: Sequence[ReviewItem], next_number: int) -> list[AnnotationGrou
         )
         for n, (kind, shapes) in enumerate(sorted(by_type.items()))
     ]
+
+
+def on_base_pixels(g: AnnotationGroupInfo, pyramid: SlidePyramid) -> AnnotationGroupInfo | str:
+    """A group in slide coordinates (mm) mapped onto the base level's pixels, as the
+    viewer draws; a 2D group as it is; why not, when the slide cannot place it."""
+    if g.coordinate_type != "3D":
+        return g
+    base_for = pyramid.base.frame_of_reference_uid
+    if g.frame_of_reference_uid and base_for and g.frame_of_reference_uid != base_for:
+        return f"group {g.label!r} is in another frame of reference than the slide"
+    if not pyramid.has_slide_geometry:
+        return (
+            f"group {g.label!r} is in slide coordinates, and the slide gives no "
+            "Total Pixel Matrix Origin / Image Orientation (Slide) to place it"
+        )
+    shapes = tuple(pyramid.slide_to_base(s).astype(np.float32) for s in g.shapes)
+    return replace(g, shapes=shapes, coordinate_type="2D", frame_of_reference_uid="")
 
 
 def slide_image_uid(session: ReviewSession) -> str:

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication, QLabel, QWidget
 from pytestqt.qtbot import QtBot
 
-from app.archive.client import open_dicomweb
+from app.archive.client import DicomClientArchive, open_dicomweb
 from app.demo.slide import generate_slide
 from app.demo.slide_annotations import build_slide_annotations
 from app.demo.slide_catalog import demo_slide_spec
@@ -51,6 +51,18 @@ def services(
     review.close()
 
 
+def _window(archive: DicomClientArchive, services: ReviewServices, qtbot: QtBot) -> MainWindow:
+    """The main window over ``archive``, reviewing with ``services``, shown."""
+    service = WorklistService(archive, SETTINGS.weights)
+    service.locally_submitted = services.store.submitted_studies
+    apply_theme(QApplication.instance())  # type: ignore[arg-type]
+    window = MainWindow(archive, service, SETTINGS, mode_label="DICOMweb", review=services)
+    window.resize(1400, 900)
+    window.show()
+    qtbot.waitExposed(window)
+    return window
+
+
 def test_slide_review_from_worklist_to_archive(
     empty_orthanc: orthanc.OrthancServer,
     services: ReviewServices,
@@ -64,13 +76,7 @@ def test_slide_review_from_worklist_to_archive(
     archive.store([*slide.levels, ann])
     ai = read_bulk_annotations(ann)
     study_uid = slide.study_uid
-    service = WorklistService(archive, SETTINGS.weights)
-    service.locally_submitted = services.store.submitted_studies
-    apply_theme(QApplication.instance())  # type: ignore[arg-type]
-    window = MainWindow(archive, service, SETTINGS, mode_label="DICOMweb", review=services)
-    window.resize(1400, 900)
-    window.show()
-    qtbot.waitExposed(window)
+    window = _window(archive, services, qtbot)
     try:
         # The worklist lists the slide study; opening its row shows the slide viewer.
         built = loop.run(window.refresh())
@@ -192,3 +198,63 @@ def test_slide_review_from_worklist_to_archive(
     item = WorklistService(archive, SETTINGS.weights).build().item(study_uid)
     assert item is not None
     assert {f.tracking_id for f in item.findings} == {f.tracking_id for f in edited.result.findings}
+
+
+def test_a_slide_with_annotations_in_slide_coordinates(
+    empty_orthanc: orthanc.OrthancServer,
+    services: ReviewServices,
+    qtbot: QtBot,
+    loop: LoopDriver,
+    tmp_path: Path,
+) -> None:
+    """AI annotations in 3D slide coordinates (mm) are drawn where the 2D ones of the same
+    slide are, J flies to them, and an outline edit is refused with the reason."""
+    slide = generate_slide(demo_slide_spec(seed=5, size=SIZE))
+    ann = build_slide_annotations(slide, slide_coordinates=True)
+    archive = open_dicomweb(empty_orthanc.dicomweb_url)
+    archive.store([*slide.levels, ann])
+    window = _window(archive, services, qtbot)
+    try:
+        built = loop.run(window.refresh())
+        assert built is not None
+        (item,) = built.items
+        assert window.worklist_panel.select_study(item.study.study_uid)
+        loop.wait_signal(window.sig_study_shown, timeout=60)
+        study = window.study_view.slide
+        viewer = study.viewer
+        assert viewer is not None and study.material is not None
+        assert study.material.problems == ()
+        flat = {g.label: g for g in read_bulk_annotations(build_slide_annotations(slide)).groups}
+        for layer in viewer.layers:
+            want = flat[layer.group.label].shapes[0]
+            np.testing.assert_allclose(layer.group.shapes[0], want, atol=1e-3)
+
+        window.review_actions["next"].trigger()
+        selected = window.findings_panel.selected
+        finding = next(
+            c.finding for c in window.findings_panel.cards if c.finding.tracking_uid == selected
+        )
+        assert finding.regions[0].is_3d
+        card = window.findings_panel.card(selected)
+        lines = [w.text() for w in card.findChildren(QLabel)]
+        assert "Region: Polygon (slide coordinates, mm)" in lines
+        x0, y0, x1, y1 = region_box(finding, study.material.pyramid)  # type: ignore[misc]
+        vp = viewer.viewport
+        assert x0 <= vp.cx <= x1 and y0 <= vp.cy <= y1
+        assert viewer.highlight == (x0, y0, x1, y1)
+        loop.until(lambda: not viewer.pending_tiles(), timeout=30)
+        grab_png(window, tmp_path / "slide-3d-flown.png")
+
+        messages: list[str] = []
+        window.review.sig_message.connect(messages.append)
+        press(qtbot, window, "E")
+        assert messages and "slide coordinates (mm)" in messages[-1]
+        assert not viewer.editor.active  # type: ignore[attr-defined]
+        press(qtbot, window, "A")
+        assert "slide coordinates (mm)" in messages[-1] and len(messages) == 2
+        assert not viewer.editor.active  # type: ignore[attr-defined]
+        # confirm and reject still work on such a finding
+        press(qtbot, window, "C")
+        assert window.findings_panel.card(selected).verdict is Verdict.CONFIRMED
+    finally:
+        dispose(window)
