@@ -30,6 +30,7 @@ from app.review.slide_regions import (
     slide_image_uid,
     slide_region,
 )
+from app.review.slide_sr import sr_groups, sr_numbers
 from app.review.submit import ImageRef, SubmitReceipt, submit_review
 from ui.async_ops import AsyncOps, OpFailed
 from ui.findings_panel import FindingsPanel
@@ -355,12 +356,17 @@ class ReviewController(QObject):
 
     def _show_slide_groups(self) -> None:
         """The reader's version of the slide's groups on the slide viewer."""
-        if self._slide_editor is None or not self._slide_groups or self.session is None:
+        if self._slide_editor is None or self.session is None:
             return
         viewer = self._slide_editor.viewer
-        placed = [on_base_pixels(g, viewer.source.pyramid) for g in self._slide_groups]
+        pyramid = viewer.source.pyramid
+        placed = [on_base_pixels(g, pyramid) for g in self._slide_groups]
         groups = [g for g in placed if not isinstance(g, str)]  # the rest: SlideStudy says why
-        viewer.set_groups(reader_groups(groups, self.session.items))
+        items = self.session.items
+        # SR findings on the slide: as the reader left them, a rejected one not drawn
+        numbers = sr_numbers([i.original for i in items if i.original is not None])
+        shown = [i.current for i in items if i.verdict is not Verdict.REJECTED]
+        viewer.set_groups((*reader_groups(groups, items), *sr_groups(shown, pyramid, numbers)))
 
     def _remember_image(self, region: Region) -> None:
         """Where the image a region is on lives, for an SR that must reference it."""

@@ -33,6 +33,7 @@ from app.results.ann_reader import (
     read_bulk_annotations,
 )
 from app.review.slide_regions import on_base_pixels
+from app.review.slide_sr import sr_groups, sr_numbers
 from ui.async_ops import AsyncOps, OpFailed
 from viewers.segment_legend import swatch
 from viewers.slide_highlight import HighlightSlideViewer
@@ -251,15 +252,18 @@ class SlideStudy(QWidget):
         if generation != self._generation:
             return False
         self.material = material
-        self._group_of = groups_by_tracking_uid(material.groups)
+        # TID 1500 SR findings drawn on the slide too, one group each
+        numbers = sr_numbers(self._findings)
+        groups = (*material.groups, *sr_groups(self._findings, material.pyramid, numbers))
+        self._group_of = {**groups_by_tracking_uid(material.groups), **numbers}
         self.source = TileSource(self._archive, material.pyramid, cache_mb=TILE_CACHE_MB)
-        self.viewer = HighlightSlideViewer(self.source, material.groups, self)
+        self.viewer = HighlightSlideViewer(self.source, groups, self)
         self.viewer.sig_view_changed.connect(self._watch_tiles)
         self.viewer.sig_groups_changed.connect(self._on_groups_changed)
         self._tip = tip
         self.placeholder.hide()
         self._layout.insertWidget(0, self.viewer, 1)
-        self.legend.set_groups(material.groups, tip)
+        self.legend.set_groups(groups, tip)
         self.viewer.show()
         self.sig_viewer.emit(self.viewer)
         self._watch_tiles()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydicom.uid import generate_uid
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QLabel, QWidget
@@ -19,10 +20,11 @@ from app.archive.client import DicomClientArchive, open_dicomweb
 from app.demo.slide import generate_slide
 from app.demo.slide_annotations import build_slide_annotations
 from app.demo.slide_catalog import demo_slide_spec
-from app.domain import Verdict
+from app.domain import Algorithm, Code, Finding, Region, Urgency, Verdict
 from app.results import codes
 from app.results.ann_reader import ANN_SOP_CLASS, read_bulk_annotations
 from app.results.assessment_reader import read_assessment
+from app.results.sr_writer import build_ai_result_sr
 from app.review.services import ReviewServices, open_review_services
 from app.settings import Settings
 from app.worklist.service import WorklistService
@@ -61,6 +63,15 @@ def _window(archive: DicomClientArchive, services: ReviewServices, qtbot: QtBot)
     window.show()
     qtbot.waitExposed(window)
     return window
+
+
+def _open_the_study(window: MainWindow, loop: LoopDriver) -> None:
+    """Refresh the worklist, which holds one study, and open it as a click on its row does."""
+    built = loop.run(window.refresh())
+    assert built is not None
+    (item,) = built.items
+    assert window.worklist_panel.select_study(item.study.study_uid)
+    loop.wait_signal(window.sig_study_shown, timeout=60)
 
 
 def test_slide_review_from_worklist_to_archive(
@@ -215,11 +226,7 @@ def test_a_slide_with_annotations_in_slide_coordinates(
     archive.store([*slide.levels, ann])
     window = _window(archive, services, qtbot)
     try:
-        built = loop.run(window.refresh())
-        assert built is not None
-        (item,) = built.items
-        assert window.worklist_panel.select_study(item.study.study_uid)
-        loop.wait_signal(window.sig_study_shown, timeout=60)
+        _open_the_study(window, loop)
         study = window.study_view.slide
         viewer = study.viewer
         assert viewer is not None and study.material is not None
@@ -256,5 +263,65 @@ def test_a_slide_with_annotations_in_slide_coordinates(
         # confirm and reject still work on such a finding
         press(qtbot, window, "C")
         assert window.findings_panel.card(selected).verdict is Verdict.CONFIRMED
+    finally:
+        dispose(window)
+
+
+def test_sr_regions_on_the_slide_are_drawn_and_follow_the_review(
+    empty_orthanc: orthanc.OrthancServer,
+    services: ReviewServices,
+    qtbot: QtBot,
+    loop: LoopDriver,
+    tmp_path: Path,
+) -> None:
+    """A TID 1500 SR whose region references the slide (no bulk annotations): drawn on the
+    slide as its own group, flown to, and no longer drawn once the reader rejects it."""
+    slide = generate_slide(demo_slide_spec(seed=7, size=SIZE))
+    outline = ((300.0, 200.0), (700.0, 220.0), (650.0, 600.0), (320.0, 560.0), (300.0, 200.0))
+    finding = Finding(
+        tracking_uid=generate_uid(),
+        tracking_id="Mitotic hotspot 1",
+        finding=Code("108369006", "SCT", "Neoplasm"),
+        site=None,
+        certainty=0.81,
+        urgency=Urgency.ROUTINE,
+        algorithm=Algorithm("Hotspot AI", "2.0", "Acme"),
+        regions=(Region("POLYLINE", outline, str(slide.levels[0].SOPInstanceUID)),),
+        measurements=(),
+        source_sop_uid="",
+    )
+    sr = build_ai_result_sr(
+        [slide.levels[0]],
+        finding.algorithm,
+        [finding],
+        series_instance_uid=generate_uid(),
+        sop_instance_uid=generate_uid(),
+    )
+    archive = open_dicomweb(empty_orthanc.dicomweb_url)
+    archive.store([*slide.levels, sr])
+    window = _window(archive, services, qtbot)
+    try:
+        _open_the_study(window, loop)
+        viewer = window.study_view.slide.viewer
+        assert viewer is not None
+        (layer,) = viewer.layers
+        assert layer.group.label == "Mitotic hotspot 1" and layer.group.graphic_type == "POLYGON"
+        np.testing.assert_allclose(layer.group.shapes[0], outline, atol=1e-3)
+        assert window.study_view.slide.legend.checks[layer.group.number].text() == layer.group.label
+
+        press(qtbot, window, "J")
+        vp = viewer.viewport
+        assert 300 <= vp.cx <= 700 and 200 <= vp.cy <= 600
+        loop.until(lambda: not viewer.pending_tiles(), timeout=30)
+        grab_png(window, tmp_path / "slide-sr-region.png")
+
+        def reject(dialog: QWidget) -> None:
+            assert isinstance(dialog, RejectDialog)
+            dialog.reasons.setFocus()
+            qtbot.keyClick(dialog.reasons, Qt.Key.Key_1)
+
+        answered = answer_modal(qtbot, RejectDialog, reject)
+        press(qtbot, window, "X")
+        assert answered and viewer.layers == []  # the rejected region is not drawn
     finally:
         dispose(window)
