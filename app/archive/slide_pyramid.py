@@ -29,6 +29,8 @@ from app.errors import ArchiveError
 VL_WSI = "1.2.840.10008.5.1.4.1.1.77.1.6"
 PER_FRAME = "52009230"  # Per-frame Functional Groups Sequence
 PLANE_POSITION_SLIDE = "0048021A"  # Plane Position (Slide) Sequence
+PIXEL_MEASURES = "00289110"  # Pixel Measures Sequence
+PIXEL_SPACING = "00280030"
 COLUMN_POSITION = "0048021E"  # Column Position In Total Image Pixel Matrix
 ROW_POSITION = "0048021F"  # Row Position In Total Image Pixel Matrix
 
@@ -212,7 +214,7 @@ def level_from_json(item: dict[str, Any]) -> SlideLevel | None:
         frames = int(ds.get("NumberOfFrames", 1) or 1)
     except (AttributeError, TypeError, ValueError):
         return None
-    spacing = _spacing(ds)
+    spacing = _spacing(ds, per_frame)
     # per-frame positions, where given, say where each frame is (TILED_SPARSE must give
     # them; some converters give them for a full tiling and omit the organization type)
     sparse = _sparse_map(per_frame, tile_w, tile_h) or None
@@ -257,17 +259,34 @@ def _orientation(ds: Dataset) -> tuple[float, ...] | None:
     return out if len(out) == 6 else None
 
 
-def _spacing(ds: Dataset) -> tuple[float, float]:
-    for seq in ("SharedFunctionalGroupsSequence",):
-        for group in ds.get(seq) or []:
-            for measures in group.get("PixelMeasuresSequence") or []:
-                ps = measures.get("PixelSpacing")
-                if ps and len(ps) == 2:
-                    return float(ps[0]), float(ps[1])
+def _spacing(ds: Dataset, per_frame: list[dict[str, Any]]) -> tuple[float, float]:
+    """Pixel Spacing (row, column) in mm: shared, else the first frame's, else estimated
+    from the Imaged Volume Width; (0, 0) when nothing says."""
+    for group in ds.get("SharedFunctionalGroupsSequence") or []:
+        for measures in group.get("PixelMeasuresSequence") or []:
+            ps = measures.get("PixelSpacing")
+            if ps and len(ps) == 2:
+                return float(ps[0]), float(ps[1])
+    given = _frame_spacing(per_frame)
+    if given != (0.0, 0.0):
+        return given
     width = float(ds.get("ImagedVolumeWidth", 0) or 0)
     if width > 0:
         s = width / int(ds.TotalPixelMatrixColumns)
         return s, s
+    return 0.0, 0.0
+
+
+def _frame_spacing(per_frame: list[dict[str, Any]]) -> tuple[float, float]:
+    """Pixel Spacing given per frame (the first frame's), from the DICOM JSON."""
+    for frame in per_frame[:1]:
+        for measures in (frame.get(PIXEL_MEASURES) or {}).get("Value") or []:
+            values = (measures.get(PIXEL_SPACING) or {}).get("Value") or []
+            try:
+                if len(values) == 2 and float(values[0]) > 0 and float(values[1]) > 0:
+                    return float(values[0]), float(values[1])
+            except (TypeError, ValueError):
+                pass
     return 0.0, 0.0
 
 

@@ -57,3 +57,26 @@ def test_per_frame_positions_are_read_from_the_json() -> None:
     level = level_from_json(ds.to_json_dict())
     assert level is not None and level.sparse == {(2, 0): 1, (0, 1): 2, (1, 1): 4}
     assert level.frame_number(0, 0) is None
+
+
+def test_pixel_spacing_given_per_frame_is_read() -> None:
+    """Pixel Spacing only in the per-frame groups (no shared one, no Imaged Volume Width)
+    is read from the first frame; the slide's origin and orientation are kept."""
+    ds = copy.deepcopy(small_slide().levels[0])
+    del ds.PixelData
+    del ds.SharedFunctionalGroupsSequence
+    del ds.ImagedVolumeWidth
+    items = []
+    for _ in range(int(ds.NumberOfFrames)):
+        measures = Dataset()
+        measures.PixelSpacing = [0.0005, 0.0004]
+        item = Dataset()
+        item.PixelMeasuresSequence = [measures]
+        items.append(item)
+    ds.PerFrameFunctionalGroupsSequence = items
+    level = level_from_json(ds.to_json_dict())
+    assert level is not None and level.spacing_mm == (0.0005, 0.0004)
+    assert level.origin_mm == (20.0, 40.0, 0.0)
+    assert level.orientation == (0.0, -1.0, 0.0, -1.0, 0.0, 0.0)
+    del ds.PerFrameFunctionalGroupsSequence
+    assert level_from_json(ds.to_json_dict()).spacing_mm == (0.0, 0.0)  # type: ignore[union-attr]
