@@ -46,6 +46,16 @@ def measurement_text(m: Measurement) -> str:
     return f"{m.concept.meaning}: {value}{suffix}"
 
 
+VL_WSI = "1.2.840.10008.5.1.4.1.1.77.1.6"  # VL Whole Slide Microscopy Image Storage
+
+
+def on_a_slide(finding: Finding) -> bool:
+    """A whole-slide annotation, or an SR finding whose region is on a whole-slide image."""
+    return finding.template == "ANN" or any(
+        r.referenced_sop_class_uid == VL_WSI for r in finding.regions
+    )
+
+
 def region_text(regions: Sequence[Region], *, slide: bool = False) -> str:
     """Where a finding is, in a few words; ``slide``: a whole-slide annotation, whose
     3D coordinates are the slide's (mm), not the patient's."""
@@ -137,7 +147,7 @@ class FindingCard(QFrame):
             layout.addWidget(label)
         for m in finding.measurements:
             layout.addWidget(self._line(measurement_text(m)))
-        layout.addWidget(self._line(region_text(finding.regions, slide=finding.template == "ANN"), muted=True))
+        layout.addWidget(self._line(region_text(finding.regions, slide=on_a_slide(finding)), muted=True))
         algo = finding.algorithm
         maker = f" · {algo.manufacturer}" if algo.manufacturer else ""
         made_by = f"{algo.name} {algo.version}{maker}".strip() if algo.name else "Reader's finding"

@@ -312,6 +312,8 @@ def test_sr_regions_on_the_slide_are_drawn_and_follow_the_review(
         press(qtbot, window, "J")
         vp = viewer.viewport
         assert 300 <= vp.cx <= 700 and 200 <= vp.cy <= 600
+        card = window.findings_panel.card(finding.tracking_uid)
+        assert "Region: Polyline (on the slide)" in [w.text() for w in card.findChildren(QLabel)]
         loop.until(lambda: not viewer.pending_tiles(), timeout=30)
         grab_png(window, tmp_path / "slide-sr-region.png")
 
