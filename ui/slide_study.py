@@ -259,6 +259,8 @@ class SlideStudy(QWidget):
         self.source = TileSource(self._archive, material.pyramid, cache_mb=TILE_CACHE_MB)
         self.viewer = HighlightSlideViewer(self.source, groups, self)
         self.viewer.sig_view_changed.connect(self._watch_tiles)
+        # the progress follows each tile, not only the 100 ms poll (no stale "0/N")
+        self.viewer.sig_tile_arrived.connect(self._on_tile_arrived)
         self.viewer.sig_groups_changed.connect(self._on_groups_changed)
         self._tip = tip
         self.placeholder.hide()
@@ -369,6 +371,10 @@ class SlideStudy(QWidget):
         if not self._timer.isActive():
             self._timer.start()
         self._poll_tiles()
+
+    def _on_tile_arrived(self) -> None:
+        if self._timer.isActive():  # still watching this view's tiles
+            self._poll_tiles()
 
     def _poll_tiles(self) -> None:
         if self.viewer is None:

@@ -49,6 +49,7 @@ class SlideViewer(QWidget):
 
     sig_view_changed = Signal()
     sig_groups_changed = Signal()  # set_groups replaced the groups shown (legend refresh)
+    sig_tile_arrived = Signal()  # a tile came in (on the UI thread)
     _sig_tile = Signal(object)  # TileKey, from worker threads (queued)
 
     def __init__(
@@ -220,6 +221,7 @@ class SlideViewer(QWidget):
     def _on_tile(self, key: object) -> None:
         self.tiles_arrived += 1
         self.update()
+        self.sig_tile_arrived.emit()
 
     def _image(self, key: TileKey) -> QImage | None:
         """The cached tile as a QImage over its array (valid until this paint ends)."""
