@@ -89,6 +89,8 @@ def region_box(
     xs: list[float] = []
     ys: list[float] = []
     for region in finding.regions:
+        if not region.coordinates:
+            continue
         points = np.asarray(region.coordinates, dtype=np.float64)
         if region.is_3d:
             if pyramid is None or not pyramid.has_slide_geometry or points.shape[-1] != 3:
