@@ -78,6 +78,8 @@ class ReviewController(QObject):
         self._images: dict[str, ImageRef] = {}  # images regions were drawn on
         self._slide_editor: SlideEditor | None = None  # see connect_editor
         self._slide_groups: tuple[AnnotationGroupInfo, ...] = ()  # the AI's, as read
+        # those groups placed on the shown slide's base pixels, for that slide's pyramid
+        self._placed: tuple[object, list[AnnotationGroupInfo]] = (None, [])
         editor = study_view.viewer.editor
         editor.sig_region_edited.connect(self._on_region_edited)
         editor.sig_region_drawn.connect(self._on_region_drawn)
@@ -117,6 +119,7 @@ class ReviewController(QObject):
         self.close()
         self._study = study
         self._ai_srs = dict(ai_srs)
+        self._placed = (None, [])
         self._slide_groups = tuple(
             g
             for ds in self._ai_srs.values()
@@ -149,6 +152,7 @@ class ReviewController(QObject):
         if self._slide_editor is not None:
             self._slide_editor.cancel()
         self._slide_groups = ()
+        self._placed = (None, [])
         self.session = None
         self._ai_srs = {}
         self._images = {}
@@ -360,8 +364,11 @@ class ReviewController(QObject):
             return
         viewer = self._slide_editor.viewer
         pyramid = viewer.source.pyramid
-        placed = [on_base_pixels(g, pyramid) for g in self._slide_groups]
-        groups = [g for g in placed if not isinstance(g, str)]  # the rest: SlideStudy says why
+        if self._placed[0] is not pyramid:  # placed once per slide, not per decision
+            placed = [on_base_pixels(g, pyramid) for g in self._slide_groups]
+            # the groups that cannot be placed: SlideStudy says why
+            self._placed = (pyramid, [g for g in placed if not isinstance(g, str)])
+        groups = self._placed[1]
         items = self.session.items
         # SR findings on the slide: as the reader left them, a rejected one not drawn
         numbers = sr_numbers([i.original for i in items if i.original is not None])

@@ -127,7 +127,12 @@ def on_base_pixels(g: AnnotationGroupInfo, pyramid: SlidePyramid) -> AnnotationG
             f"group {g.label!r} is in slide coordinates, and the slide gives no "
             "Total Pixel Matrix Origin / Image Orientation (Slide) to place it"
         )
-    shapes = tuple(pyramid.slide_to_base(s).astype(np.float32) for s in g.shapes)
+    if not g.shapes:
+        return replace(g, coordinate_type="2D", frame_of_reference_uid="")
+    # one transform for the whole group (a group of nuclei holds thousands of points)
+    flat = pyramid.slide_to_base(np.concatenate(g.shapes)).astype(np.float32)
+    ends = np.cumsum([len(s) for s in g.shapes])[:-1]
+    shapes = tuple(np.split(flat, ends))
     return replace(g, shapes=shapes, coordinate_type="2D", frame_of_reference_uid="")
 
 
