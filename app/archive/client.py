@@ -130,6 +130,14 @@ class DicomClientArchive:
                 raise NotFoundError(f"{what}: not found in {self._description}") from exc
             raise ArchiveError(f"{what} failed at {self._description}: {_short(exc)}") from exc
 
+    def _each(self, what: str, items: Iterator[T]) -> Iterator[T]:
+        """``items`` one by one, the errors of each step translated as ``_call``'s."""
+        while True:
+            item = self._call(what, lambda: next(items, None))
+            if item is None:
+                return
+            yield item
+
     # -- ImageArchive ----------------------------------------------------------
     def check(self) -> None:
         self._call("connect", lambda: self._client.search_for_studies(limit=1))
@@ -276,11 +284,7 @@ class DicomClientArchive:
             "retrieve series",
             lambda: iter(self._client.iter_series(study_uid, series_uid, **kwargs)),
         )
-        while True:
-            item = self._call("retrieve series", lambda: next(iterator, None))
-            if item is None:
-                return
-            yield item
+        yield from self._each("retrieve series", iterator)
 
     def stream_instance_files(
         self,
@@ -300,14 +304,9 @@ class DicomClientArchive:
         if sop_uid is not None:
             url += f"/instances/{sop_uid}"
         what = "retrieve instance" if sop_uid else "retrieve series"
-        parts = self._call(
-            what, lambda: multipart.stream_dicom_files(session, url, timeout=timeout, cancel=cancel)
-        )
-        while True:
-            part = self._call(what, lambda: next(parts, None))
-            if part is None:
-                return
-            yield part
+        # a generator: the request goes out, and fails, on the first step
+        parts = multipart.stream_dicom_files(session, url, timeout=timeout, cancel=cancel)
+        yield from self._each(what, parts)
 
     def stream_frames(
         self, study_uid: str, series_uid: str, sop_uid: str, frames: Sequence[int]
@@ -321,17 +320,8 @@ class DicomClientArchive:
         session, root, timeout = self._web
         numbers = ",".join(str(int(n)) for n in frames)
         url = f"{root}/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}/frames/{numbers}"
-        parts = self._call(
-            "retrieve frames",
-            lambda: multipart.stream_parts(
-                session, url, multipart.FRAMES_ANY_SYNTAX, timeout=timeout
-            ),
-        )
-        while True:
-            part = self._call("retrieve frames", lambda: next(parts, None))
-            if part is None:
-                return
-            yield part
+        parts = multipart.stream_parts(session, url, multipart.FRAMES_ANY_SYNTAX, timeout=timeout)
+        yield from self._each("retrieve frames", parts)
 
     def retrieve_frames(
         self, study_uid: str, series_uid: str, sop_uid: str, frames: Sequence[int]
