@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import highdicom as hd
@@ -113,14 +114,18 @@ class SlidePyramid:
         ``ValueError`` when the slide does not give its geometry."""
         if not self.has_slide_geometry:
             raise ValueError("the slide gives no Total Pixel Matrix Origin / orientation")
+        return np.asarray(self._to_image(np.asarray(xyz, dtype=np.float64).reshape(-1, 3)))
+
+    @cached_property
+    def _to_image(self) -> hd.spatial.ReferenceToImageTransformer:
+        """Made once per pyramid: every fly-to, and the SR groups after each decision, reuse it."""
         base = self.base
-        to_image = hd.spatial.ReferenceToImageTransformer(
+        return hd.spatial.ReferenceToImageTransformer(
             image_position=base.origin_mm,  # type: ignore[arg-type]
             image_orientation=base.orientation,  # type: ignore[arg-type]
             pixel_spacing=base.spacing_mm,
             drop_slice_coord=True,
         )
-        return np.asarray(to_image(np.asarray(xyz, dtype=np.float64).reshape(-1, 3)))
 
     def level_for(self, base_px_per_screen_px: float) -> int:
         """The coarsest level still at least as fine as the screen needs."""
