@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.archive.slide_pyramid import VL_WSI
 from app.domain import Finding, Measurement, Region, Verdict
 from app.review.session import ReviewItem
 from ui import theme
@@ -44,9 +45,6 @@ def measurement_text(m: Measurement) -> str:
     value = f"{m.value:.3g}" if abs(m.value) < 1000 else f"{m.value:.0f}"
     suffix = "" if unit in ("1", "") else f" {unit}"
     return f"{m.concept.meaning}: {value}{suffix}"
-
-
-VL_WSI = "1.2.840.10008.5.1.4.1.1.77.1.6"  # VL Whole Slide Microscopy Image Storage
 
 
 def on_a_slide(finding: Finding) -> bool:
@@ -147,7 +145,9 @@ class FindingCard(QFrame):
             layout.addWidget(label)
         for m in finding.measurements:
             layout.addWidget(self._line(measurement_text(m)))
-        layout.addWidget(self._line(region_text(finding.regions, slide=on_a_slide(finding)), muted=True))
+        layout.addWidget(
+            self._line(region_text(finding.regions, slide=on_a_slide(finding)), muted=True)
+        )
         algo = finding.algorithm
         maker = f" · {algo.manufacturer}" if algo.manufacturer else ""
         made_by = f"{algo.name} {algo.version}{maker}".strip() if algo.name else "Reader's finding"
@@ -182,7 +182,8 @@ class FindingCard(QFrame):
     def _show_eye(self, shown: bool) -> None:
         self.eye.setText("Shown" if shown else "Hidden")
         self.eye.setToolTip(
-            "Hide this finding's region on the image" if shown
+            "Hide this finding's region on the image"
+            if shown
             else "Show this finding's region on the image"
         )
 

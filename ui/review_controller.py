@@ -277,8 +277,7 @@ class ReviewController(QObject):
 
     def _edit_region(self, uid: str) -> None:
         slide = self._slide_region(uid)
-        if slide is not None and slide.is_3d:
-            self.sig_message.emit(IN_SLIDE_MM)
+        if self._in_slide_mm(slide):
             return
         if slide is not None and self._slide_editor is not None:
             self._select(uid)
@@ -297,8 +296,7 @@ class ReviewController(QObject):
 
     def _redraw_region(self, uid: str) -> None:
         slide = self._slide_region(uid)
-        if slide is not None and slide.is_3d:
-            self.sig_message.emit(IN_SLIDE_MM)
+        if self._in_slide_mm(slide):
             return
         if slide is not None and self._slide_editor is not None:
             self._select(uid)
@@ -311,7 +309,7 @@ class ReviewController(QObject):
 
     def _add(self) -> None:
         image_uid = self._slide_image_uid()
-        if not image_uid and self._slide_editor is not None and self._slide_in_mm():
+        if not image_uid and self._slide_editor is not None and self._slide_annotations_in_mm():
             self.sig_message.emit(
                 "This slide's AI annotations are in slide coordinates (mm): a region drawn "
                 "on it cannot be added to them here"
@@ -347,7 +345,15 @@ class ReviewController(QObject):
             return None
         return slide_region(self.session, uid)
 
-    def _slide_in_mm(self) -> bool:
+    def _in_slide_mm(self, region: Region | None) -> bool:
+        """A slide region in slide coordinates (mm), whose outline is not edited here:
+        says so to the reader."""
+        if region is None or not region.is_3d:
+            return False
+        self.sig_message.emit(IN_SLIDE_MM)
+        return True
+
+    def _slide_annotations_in_mm(self) -> bool:
         """Whether the study's slide annotations are in 3D slide coordinates."""
         return self.session is not None and any(
             f.template == "ANN" and f.regions and f.regions[0].is_3d

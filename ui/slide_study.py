@@ -89,17 +89,15 @@ def region_box(
     xs: list[float] = []
     ys: list[float] = []
     for region in finding.regions:
-        if not region.coordinates:
-            continue
         points = np.asarray(region.coordinates, dtype=np.float64)
+        if points.ndim != 2 or points.shape[1] < 2:
+            continue  # no point, or not one kind of point
         if region.is_3d:
-            if pyramid is None or not pyramid.has_slide_geometry or points.shape[-1] != 3:
+            if pyramid is None or not pyramid.has_slide_geometry or points.shape[1] != 3:
                 continue
             points = pyramid.slide_to_base(points)
-        for point in points.reshape(len(region.coordinates), -1):
-            if len(point) >= 2:
-                xs.append(float(point[0]))
-                ys.append(float(point[1]))
+        xs.extend(points[:, 0].tolist())
+        ys.extend(points[:, 1].tolist())
     if not xs:
         return None
     x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
