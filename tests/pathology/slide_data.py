@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from functools import cache
+from typing import Any
 
 from app.archive.protocol import ImageArchive
 from app.archive.slide_pyramid import SlideLevel, SlidePyramid
@@ -73,3 +74,13 @@ class CountingArchive:
         if self.fail:
             raise ConnectionError("the archive is down (test)")
         yield from self._archive.stream_frames(study_uid, series_uid, sop_uid, frames)  # type: ignore[attr-defined]
+
+
+def show_filled(qtbot: Any, viewer: Any, width: int, height: int) -> None:
+    """Show a slide viewer at ``width`` x ``height`` and wait until its view's tiles are
+    in (or given up as blank)."""
+    qtbot.addWidget(viewer)
+    viewer.resize(width, height)
+    viewer.show()
+    qtbot.waitExposed(viewer)
+    qtbot.waitUntil(lambda: not viewer.pending_tiles(), timeout=30_000)

@@ -16,7 +16,7 @@ from app.archive.tiles import TileSource
 from app.demo.slide import SlideSpec, generate_slide
 from app.demo.slide_annotations import build_slide_annotations
 from app.results.ann_reader import read_bulk_annotations
-from tests.pathology.slide_data import pyramid_of
+from tests.pathology.slide_data import pyramid_of, show_filled
 from tests.support.orthanc import OrthancServer
 from viewers.slide_highlight import HighlightSlideViewer
 from viewers.slide_viewer import SlideViewer
@@ -69,11 +69,7 @@ def test_open_slide_fly_to_region_and_overlays(
     ).groups
     source = TileSource(archive, pyramid, cache_mb=64, batch=16)
     viewer = SlideViewer(source, groups)
-    qtbot.addWidget(viewer)
-    viewer.resize(1000, 700)
-    viewer.show()
-    qtbot.waitExposed(viewer)
-    qtbot.waitUntil(lambda: not viewer.pending_tiles(), timeout=30_000)
+    show_filled(qtbot, viewer, 1000, 700)
     overview = viewer.grab().toImage()
     overview.save(str(tmp_path / "slide_overview.png"))
     assert viewer.viewport.level == 2  # 4.6 base px per screen px
@@ -127,11 +123,7 @@ def test_the_highlight_frame_stays_under_the_minimap(
     archive.store(slide.levels)
     source = TileSource(archive, read_pyramid(archive, slide.study_uid, slide.series_uid))
     viewer = HighlightSlideViewer(source)
-    qtbot.addWidget(viewer)
-    viewer.resize(900, 600)
-    viewer.show()
-    qtbot.waitExposed(viewer)
-    qtbot.waitUntil(lambda: not viewer.pending_tiles(), timeout=30_000)
+    show_filled(qtbot, viewer, 900, 600)
     mini = viewer.minimap_rect()
     # a box whose frame runs through the middle of the minimap
     x0, y0 = viewer.viewport.to_base(mini.left() - 120, mini.top() - 40)

@@ -20,7 +20,7 @@ from app.archive.client import open_dicomweb
 from app.archive.slide_pyramid import read_pyramid
 from app.archive.tiles import TileKey, TileSource
 from app.demo.slide import TILE, iter_tiles, level_size
-from tests.pathology.slide_data import SMALL, CountingArchive, small_slide
+from tests.pathology.slide_data import SMALL, CountingArchive, show_filled, small_slide
 from tests.support.orthanc import OrthancServer
 from viewers.slide_viewer import SlideViewer
 
@@ -130,11 +130,7 @@ def test_viewer_shows_gaps_blank_without_busy_looping(
     viewer = SlideViewer(source)
     counter = PaintCounter()
     viewer.installEventFilter(counter)
-    qtbot.addWidget(viewer)
-    viewer.resize(800, 600)
-    viewer.show()
-    qtbot.waitExposed(viewer)
-    qtbot.waitUntil(lambda: not viewer.pending_tiles(), timeout=30_000)
+    show_filled(qtbot, viewer, 800, 600)
     # one level only: zoom to it at 1:1 so every tile is a 256-px square on screen
     viewer.show_region(0, 0, 800, 600)
     viewer.viewport.scale = 1.0
@@ -175,11 +171,7 @@ def test_viewer_does_not_hammer_a_failing_archive(qtbot: QtBot, sparse_archive: 
     viewer = SlideViewer(source)
     counter = PaintCounter()
     viewer.installEventFilter(counter)
-    qtbot.addWidget(viewer)
-    viewer.resize(800, 600)
-    viewer.show()
-    qtbot.waitExposed(viewer)
-    qtbot.waitUntil(lambda: not viewer.pending_tiles(), timeout=30_000)  # all failed: blank
+    show_filled(qtbot, viewer, 800, 600)  # all failed: blank
     first = len(archive.frame_requests)
     assert first >= 1
     paints = counter.paints

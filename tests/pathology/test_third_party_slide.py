@@ -27,6 +27,7 @@ from app.archive.protocol import ImageArchive
 from app.archive.slide_pyramid import SlidePyramid, read_pyramid
 from app.archive.tiles import TileKey, TileSource
 from app.demo.slide_texture import make_content, render_tile
+from tests.pathology.slide_data import show_filled
 from tests.support.orthanc import OrthancServer
 from viewers.slide_viewer import SlideViewer
 
@@ -146,11 +147,7 @@ def test_viewer_shows_the_third_party_slide(
     archive, pyramid, image = third_party
     source = TileSource(archive, pyramid, cache_mb=64)
     viewer = SlideViewer(source)
-    qtbot.addWidget(viewer)
-    viewer.resize(1000, 700)
-    viewer.show()
-    qtbot.waitExposed(viewer)
-    qtbot.waitUntil(lambda: not viewer.pending_tiles(), timeout=30_000)
+    show_filled(qtbot, viewer, 1000, 700)
     overview = viewer.grab().toImage()
     overview.save(str(tmp_path / "third_party_overview.png"))
     # the Dicomizer pads edge tiles with white: nothing is drawn past the slide's edge

@@ -88,6 +88,21 @@ def press(qtbot: QtBot, window: MainWindow, key: str) -> None:
     action.trigger()
 
 
+def reject_with_reason(qtbot: QtBot, window: MainWindow, comment: str = "") -> list[bool]:
+    """X on the selected card, answered as a reader does: a comment, then key 1 (the first
+    reason, false positive). Returns ``answer_modal``'s list (non-empty once answered)."""
+
+    def reject(dialog: QWidget) -> None:
+        assert isinstance(dialog, RejectDialog)
+        dialog.comment.setText(comment)
+        dialog.reasons.setFocus()
+        qtbot.keyClick(dialog.reasons, Qt.Key.Key_1)
+
+    answered = answer_modal(qtbot, RejectDialog, reject)
+    press(qtbot, window, "X")
+    return answered
+
+
 def test_review_confirm_reject_move_add_submit_then_read_back(
     empty_orthanc: orthanc.OrthancServer,
     services: ReviewServices,
@@ -124,14 +139,7 @@ def test_review_confirm_reject_move_add_submit_then_read_back(
         assert panel.selected == mass
 
         # 2. Reject the mass: X opens the reasons; a comment, then 1 = false positive.
-        def reject(dialog: QWidget) -> None:
-            assert isinstance(dialog, RejectDialog)
-            dialog.comment.setText("vessel, not a mass")
-            dialog.reasons.setFocus()
-            qtbot.keyClick(dialog.reasons, Qt.Key.Key_1)
-
-        answered = answer_modal(qtbot, RejectDialog, reject)
-        press(qtbot, window, "X")
+        answered = reject_with_reason(qtbot, window, "vessel, not a mass")
         assert answered and panel.card(mass).verdict is Verdict.REJECTED
 
         # 3. Move the nodule's region on the image: E, drag inside it, Enter.

@@ -13,7 +13,7 @@ import pytest
 from pydicom.uid import generate_uid
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QLabel, QWidget
+from PySide6.QtWidgets import QApplication, QLabel
 from pytestqt.qtbot import QtBot
 
 from app.archive.client import DicomClientArchive, open_dicomweb
@@ -30,9 +30,8 @@ from app.settings import Settings
 from app.worklist.service import WorklistService
 from tests.support import orthanc
 from tests.ui.qt_helpers import LoopDriver, dispose
-from tests.ui.test_review_ui import answer_modal, grab_png, press
+from tests.ui.test_review_ui import grab_png, press, reject_with_reason
 from ui.main_window import MainWindow
-from ui.review_dialogs import RejectDialog
 from ui.slide_study import region_box
 from ui.theme import apply_theme
 
@@ -124,14 +123,7 @@ def test_slide_review_from_worklist_to_archive(
         qtbot.mouseClick(panel.card(second.tracking_uid), Qt.MouseButton.LeftButton)
         assert panel.selected == second.tracking_uid
 
-        def reject(dialog: QWidget) -> None:
-            assert isinstance(dialog, RejectDialog)
-            dialog.comment.setText("stroma, not tumour")
-            dialog.reasons.setFocus()
-            qtbot.keyClick(dialog.reasons, Qt.Key.Key_1)
-
-        answered = answer_modal(qtbot, RejectDialog, reject)
-        press(qtbot, window, "X")
+        answered = reject_with_reason(qtbot, window, "stroma, not tumour")
         assert answered and panel.card(second.tracking_uid).verdict is Verdict.REJECTED
 
         # 3. Edit the third tumour's polygon on the slide: E, drag a corner, Enter.
@@ -317,13 +309,7 @@ def test_sr_regions_on_the_slide_are_drawn_and_follow_the_review(
         loop.until(lambda: not viewer.pending_tiles(), timeout=30)
         grab_png(window, tmp_path / "slide-sr-region.png")
 
-        def reject(dialog: QWidget) -> None:
-            assert isinstance(dialog, RejectDialog)
-            dialog.reasons.setFocus()
-            qtbot.keyClick(dialog.reasons, Qt.Key.Key_1)
-
-        answered = answer_modal(qtbot, RejectDialog, reject)
-        press(qtbot, window, "X")
+        answered = reject_with_reason(qtbot, window)
         assert answered and viewer.layers == []  # the rejected region is not drawn
     finally:
         dispose(window)
